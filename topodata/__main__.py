@@ -1,0 +1,5 @@
+import sys
+
+from topodata.cli import main
+
+sys.exit(main())

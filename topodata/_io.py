@@ -1,0 +1,55 @@
+"""Atomic output: write every file under a temporary name, then rename them all."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["atomic_write_files", "user_cache_dir"]
+
+
+def atomic_write_files(out_dir: str | Path, files: dict[str, bytes]) -> list[Path]:
+    """Write ``{name: bytes}`` into ``out_dir`` so that a failure leaves nothing new behind.
+
+    Each file goes to a hidden temporary in the same directory (same filesystem, so
+    ``os.replace`` is atomic); renames start only once every temporary is complete.
+    ``out_dir`` is created if missing and removed again if this call created it and failed.
+    """
+    out = Path(out_dir)
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cannot create output directory {out}: {exc.strerror}") from None
+    if not out.is_dir():
+        raise NotADirectoryError(f"output path {out} exists and is not a directory")
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for name, data in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            temps.append((Path(tmp), out / name))
+        for tmp, final in temps:
+            os.replace(tmp, final)
+    except BaseException:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+        if created:
+            try:
+                out.rmdir()
+            except OSError:
+                pass
+        raise
+    return [final for _, final in temps]
+
+
+def user_cache_dir() -> Path:
+    """Cache for converted datasets and embeddings: ``$TOPODATA_CACHE`` or ``~/.cache/topodata``."""
+    root = os.environ.get("TOPODATA_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "topodata"
+    )
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

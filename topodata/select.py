@@ -1,0 +1,396 @@
+"""Selection: budgets per class, score → subset strategies, the public ``select`` and export.
+
+``rate`` is always the fraction *removed*; the kept count is ``n - floor(rate * n)``.
+Indices are sorted int64 positions in the training split (house rule 5).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _validation as V
+from .scores import MethodOutput, get_method
+
+__all__ = [
+    "SelectionResult",
+    "select",
+    "n_kept",
+    "class_budgets",
+    "select_from_scores",
+    "auto_beta",
+    "save_selection",
+    "to_subset",
+    "STRATEGIES",
+]
+
+STRATEGIES = ("coverage", "hard", "easy", "random")
+
+
+def n_kept(n: int, rate: float) -> int:
+    """Kept count for ``n`` samples at pruning ``rate``: ``n - floor(rate * n)``.
+
+    A tiny epsilon guards against ``0.9 * 10 = 8.999999…`` style float errors.
+    """
+    return int(n - math.floor(rate * n + 1e-9))
+
+
+def class_budgets(labels: np.ndarray, n_keep: int, *, balance: str = "proportional") -> dict[int, int]:
+    """Split ``n_keep`` over classes so that the budgets sum exactly to ``n_keep``.
+
+    ``proportional``: largest-remainder apportionment of ``n_keep * n_c / n`` (each budget is within
+    one of its proportional share; ties broken by class id). ``balanced``: as equal as possible,
+    capped at each class's size, the surplus handed to the classes that still have room.
+    """
+    V.check_options(balance, "class_balance", ("proportional", "balanced"))
+    classes, counts = np.unique(labels, return_counts=True)
+    n = int(counts.sum())
+    if not 0 <= n_keep <= n:
+        raise V.TopodataInputError(f"n_keep must be in [0, {n}]; got {n_keep}")
+    if balance == "proportional":
+        exact = n_keep * counts / n
+        base = np.floor(exact).astype(np.int64)
+        short = n_keep - int(base.sum())
+        # stable sort on -remainder keeps class-id order among equal remainders
+        order = np.argsort(-(exact - base), kind="stable")
+        base[order[:short]] += 1
+    else:
+        base = np.zeros_like(counts)
+        left = n_keep
+        open_ = np.ones(len(counts), dtype=bool)
+        while left > 0 and open_.any():
+            share = left // int(open_.sum())
+            if share == 0:  # fewer units than open classes: one each in class-id order
+                idx = np.flatnonzero(open_)[:left]
+                base[idx] += 1
+                left = 0
+                break
+            give = np.where(open_, np.minimum(share, counts - base), 0)
+            base += give
+            left -= int(give.sum())
+            open_ = base < counts
+    return {int(c): int(b) for c, b in zip(classes, base)}
+
+
+def auto_beta(rate: float) -> float:
+    """Fraction of most-displaced samples dropped per class; grows with the rate (DESIGN.md §5.5).
+
+    0 up to rate 0.5, then linear to 0.1 at rate 0.9 (0.1125 at 0.95). Chosen to match the
+    hard-sample cut-offs CCS reports for high rates; override with ``beta=``.
+    """
+    return float(max(0.0, 0.25 * (rate - 0.5)))
+
+
+def _coverage_pick(
+    idx: np.ndarray, s: np.ndarray, budget: int, n_strata: int, rng: np.random.Generator
+) -> np.ndarray:
+    """CCS-style coverage: equal-width score strata, budget spread evenly, smallest strata first."""
+    if budget >= idx.size:
+        return idx
+    lo, hi = float(s.min()), float(s.max())
+    if hi <= lo:
+        return rng.choice(idx, size=budget, replace=False)
+    edges = np.linspace(lo, hi, n_strata + 1)
+    stratum = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, n_strata - 1)
+    members = [idx[stratum == k] for k in range(n_strata)]
+    members = [m for m in members if m.size]
+    order = np.argsort([m.size for m in members], kind="stable")
+    picked = []
+    left = budget
+    for j, k in enumerate(order):
+        share = left // (len(order) - j)
+        take = min(share, members[k].size)
+        if take:
+            picked.append(rng.choice(members[k], size=take, replace=False))
+        left -= take
+    out = np.concatenate(picked) if picked else np.empty(0, np.int64)
+    if left:  # rounding leftovers: from what was not yet picked, at random
+        rest = np.setdiff1d(idx, out)
+        out = np.concatenate([out, rng.choice(rest, size=left, replace=False)])
+    return out
+
+
+def select_from_scores(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    budgets: dict[int, int],
+    *,
+    strategy: str = "coverage",
+    beta: float = 0.0,
+    n_strata: int = 50,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Turn per-sample scores (higher = harder) into kept indices, class by class.
+
+    strategy : {'coverage', 'hard', 'easy', 'random'}
+        ``coverage`` drops the top ``beta`` fraction of each class (likely noise), then spreads the
+        budget evenly over ``n_strata`` equal-width score strata with a seeded draw inside each;
+        ``hard``/``easy`` keep the highest/lowest scores (ties by index); ``random`` ignores scores.
+    """
+    V.check_options(strategy, "strategy", STRATEGIES)
+    kept = []
+    for c, budget in budgets.items():
+        idx = np.flatnonzero(labels == c)
+        if budget == 0:
+            continue
+        s = scores[idx]
+        if strategy != "random" and np.isnan(s).any():
+            raise ValueError(f"strategy {strategy!r} needs a score for every sample; class {c} has NaN")
+        if strategy == "random":
+            kept.append(rng.choice(idx, size=budget, replace=False))
+        elif strategy in ("hard", "easy"):
+            key = -s if strategy == "hard" else s
+            kept.append(idx[np.argsort(key, kind="stable")[:budget]])
+        else:
+            n_drop = min(int(math.floor(beta * idx.size)), idx.size - budget)
+            order = np.argsort(-s, kind="stable")
+            rest = np.sort(idx[order[n_drop:]])
+            kept.append(_coverage_pick(rest, scores[rest], budget, n_strata, rng))
+    out = np.concatenate(kept) if kept else np.empty(0, np.int64)
+    return np.sort(out.astype(np.int64))
+
+
+@dataclass
+class SelectionResult:
+    """Outcome of :func:`select`.
+
+    indices : ndarray of int64, sorted, unique kept positions in the training split.
+    scores : ndarray of float64, one per training sample (NaN where the method has none).
+    manifest : dict written to ``manifest.json`` (DESIGN.md §4.1).
+    extras : arrays for plots (manifold coordinates, example diagrams); not serialised.
+    """
+
+    indices: np.ndarray
+    scores: np.ndarray
+    manifest: dict[str, Any]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_total(self) -> int:
+        return int(self.scores.shape[0])
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Boolean mask of shape (n_total,), True where kept."""
+        m = np.zeros(self.n_total, dtype=bool)
+        m[self.indices] = True
+        return m
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that decide the result, for the manifest and ``topodata env``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in ("topodata", "numpy", "scipy", "scikit-learn", "torch", "umap-learn", "faiss-cpu",
+                 "ripser", "numba"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def select(
+    features: Any,
+    labels: Any,
+    *,
+    rate: float,
+    method: str = "topoprune",
+    random_state: Any = 0,
+    class_balance: str = "proportional",
+    strategy: str | None = None,
+    beta: float | str = "auto",
+    n_strata: int = 50,
+    dynamics: Any = None,
+    dataset: str = "arrays",
+    method_params: dict[str, Any] | None = None,
+) -> SelectionResult:
+    """Choose which training samples to keep.
+
+    Parameters
+    ----------
+    features : array-like of shape (n_samples, n_features)
+        Latent features (e.g. penultimate activations). Ignored by ``method='random'`` apart from
+        its length.
+    labels : array-like of shape (n_samples,)
+        Integer class ids.
+    rate : float in (0, 1)
+        Fraction *removed*; ``n - floor(rate * n)`` samples are kept.
+    method : str, default='topoprune'
+        One of :func:`topodata.scores.available_methods`.
+    random_state : None, int or numpy Generator, default=0
+        The only source of randomness. Same value ⇒ identical indices.
+    class_balance : {'proportional', 'balanced'}, default='proportional'
+    strategy : {'coverage', 'hard', 'easy', 'random'} or None
+        How scores become a subset; None uses the method's own default.
+    beta : float or 'auto', default='auto'
+        Most-scored fraction dropped per class under ``coverage`` (see :func:`auto_beta`).
+    n_strata : int, default=50
+        Number of score strata under ``coverage``.
+    dynamics : TrainingDynamics, optional
+        Per-sample training dynamics for ``el2n``/``forgetting``/``aum``/``ccs``.
+    method_params : dict, optional
+        Hyper-parameters forwarded to the method.
+
+    Returns
+    -------
+    SelectionResult
+
+    Raises
+    ------
+    ValueError
+        On a rate outside (0, 1), NaN/inf features, labels of another length, unknown method, or
+        a class smaller than the method's neighbourhood.
+
+    Examples
+    --------
+    >>> import numpy as np, topodata
+    >>> x = np.random.default_rng(0).normal(size=(100, 4)); y = np.repeat([0, 1], 50)
+    >>> res = topodata.select(x, y, rate=0.9, method="random", random_state=0)
+    >>> len(res.indices)
+    10
+    """
+    t_start = time.perf_counter()
+    rate = V.check_rate(rate)
+    spec = get_method(method)
+    method_params = dict(method_params or {})
+    if spec.needs_features:
+        # methods check their own neighbourhood sizes against the class sizes (one line, exit 2)
+        x, y = V.check_features_labels(features, labels, min_per_class=spec.min_per_class)
+    else:
+        y = V.check_labels(labels)
+        x = np.asarray(features) if features is not None else np.empty((y.shape[0], 0))
+        if x.shape[0] != y.shape[0]:
+            y = V.check_labels(labels, n_samples=x.shape[0])
+    if y.shape[0] < 2:
+        raise V.TopodataInputError(f"need at least 2 samples; got {y.shape[0]}")
+    V.check_scalar(n_strata, "n_strata", int, min_val=1)
+    strategy = strategy or spec.default_strategy
+    V.check_options(strategy, "strategy", STRATEGIES)
+    if beta == "auto":
+        beta_v = auto_beta(rate)
+    else:
+        beta_v = float(V.check_scalar(beta, "beta", (int, float), min_val=0.0, max_val=1.0, include_max=False))
+    seed_repr = random_state if isinstance(random_state, (int, np.integer)) or random_state is None else "generator"
+    rng = V.check_random_state(random_state)
+
+    n = y.shape[0]
+    keep = n_kept(n, rate)
+    budgets = class_budgets(y, keep, balance=class_balance)
+
+    func = spec.load()
+    t0 = time.perf_counter()
+    out: MethodOutput = func(x, y, budgets=budgets, rng=rng, dynamics=dynamics, **method_params)
+    t_method = time.perf_counter() - t0
+
+    scores = np.asarray(out.scores, dtype=np.float64)
+    if scores.shape != (n,):
+        raise RuntimeError(f"method {method!r} returned scores of shape {scores.shape}; expected ({n},)")
+    t0 = time.perf_counter()
+    if out.indices is not None:
+        indices = np.unique(np.asarray(out.indices, dtype=np.int64))
+    else:
+        indices = select_from_scores(
+            scores, y, budgets, strategy=strategy, beta=beta_v, n_strata=n_strata, rng=rng
+        )
+    t_select = time.perf_counter() - t0
+    _check_budgets(indices, y, budgets, method)
+
+    classes, kept_counts = np.unique(y[indices], return_counts=True)
+    timings = {f"{method}.{k}": float(v) for k, v in out.timings_s.items()}
+    timings.update({"method": t_method, "select": t_select, "total": time.perf_counter() - t_start})
+    params = {
+        "class_balance": class_balance,
+        "strategy": strategy if out.indices is None else "method",
+        "beta": beta_v if out.indices is None and strategy == "coverage" else None,
+        "n_strata": n_strata if out.indices is None and strategy == "coverage" else None,
+        **out.params,
+    }
+    manifest = {
+        "dataset": dataset,
+        "n_total": int(n),
+        "n_kept": int(indices.size),
+        "rate": rate,
+        "rounding": "n_kept = n_total - floor(rate * n_total)",
+        "method": method,
+        "seed": seed_repr,
+        "params": _jsonable(params),
+        "versions": versions(),
+        "timings_s": timings,
+        "class_counts_kept": {str(int(c)): int(k) for c, k in zip(classes, kept_counts)},
+        "score_direction": "higher = harder / more atypical (NaN: no per-sample score)",
+    }
+    return SelectionResult(indices=indices, scores=scores, manifest=manifest, extras=out.extras)
+
+
+def _check_budgets(indices: np.ndarray, labels: np.ndarray, budgets: dict[int, int], method: str) -> None:
+    """Every method must hit the per-class budgets exactly; a miss is a bug, not bad input."""
+    got = {c: 0 for c in budgets}
+    cls, cnt = np.unique(labels[indices], return_counts=True)
+    got.update({int(c): int(k) for c, k in zip(cls, cnt)})
+    if got != budgets:
+        raise RuntimeError(f"method {method!r} kept {got} per class; budgets were {budgets}")
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def save_selection(result: SelectionResult, out_dir: str | Path, *, extra_files: dict[str, bytes] | None = None) -> list[Path]:
+    """Write ``indices.npy``, ``indices.txt``, ``scores.npy``, ``manifest.json`` atomically.
+
+    Every file is first written under a temporary name in ``out_dir`` and renamed only once all
+    of them were written, so an error leaves no partial output behind. ``extra_files`` (e.g. PNG
+    plots) join the same transaction.
+    """
+    import io
+
+    from ._io import atomic_write_files
+
+    buf_idx = io.BytesIO()
+    np.save(buf_idx, np.ascontiguousarray(result.indices, dtype=np.int64))
+    buf_sc = io.BytesIO()
+    np.save(buf_sc, np.ascontiguousarray(result.scores, dtype=np.float64))
+    files = {
+        "indices.npy": buf_idx.getvalue(),
+        "indices.txt": "".join(f"{i}\n" for i in result.indices.tolist()).encode(),
+        "scores.npy": buf_sc.getvalue(),
+        "manifest.json": (json.dumps(result.manifest, indent=2, sort_keys=True) + "\n").encode(),
+    }
+    files.update(extra_files or {})
+    return atomic_write_files(out_dir, files)
+
+
+def to_subset(dataset: Any, indices: Any):
+    """Wrap a torch dataset (or anything indexable) into ``torch.utils.data.Subset``.
+
+    ``indices`` may be an array or a path to ``indices.npy`` / a selection output folder.
+    """
+    from torch.utils.data import Subset
+
+    if isinstance(indices, (str, Path)):
+        p = Path(indices)
+        indices = np.load(p / "indices.npy" if p.is_dir() else p)
+    idx = np.asarray(indices, dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= len(dataset)):
+        raise V.TopodataInputError(
+            f"indices range [{idx.min()}, {idx.max()}] does not fit a dataset of length {len(dataset)}"
+        )
+    return Subset(dataset, idx.tolist())
