@@ -21,8 +21,8 @@ def run(args) -> int:
         import torch
 
         cuda = torch.cuda.is_available()
-        print(f"{"cuda":<14}{torch.cuda.get_device_name(0) if cuda else 'not available'}")
-        print(f"{"threads":<14}{torch.get_num_threads()}")
+        print(f"{'cuda':<14}{torch.cuda.get_device_name(0) if cuda else 'not available'}")
+        print(f"{'threads':<14}{torch.get_num_threads()}")
     except ImportError:
         pass
     return 0
