@@ -1,0 +1,23 @@
+"""Shared, seeded fixtures. The cache goes to a repo-local folder so tests never touch ~/.cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TOPODATA_CACHE", str(REPO / ".cache" / "tests"))
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture
+def blobs():
+    """300 points in 5-D, 3 classes of 120/100/80 samples, class means apart."""
+    rng = np.random.default_rng(0)
+    sizes = [120, 100, 80]
+    x = np.concatenate([rng.normal(loc=3 * c, size=(s, 5)) for c, s in enumerate(sizes)])
+    y = np.repeat(np.arange(3), sizes)
+    return x, y

@@ -1,0 +1,154 @@
+"""`topodata select` end to end: the output contract, determinism across processes, error paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from topodata.cli import build_parser, main
+
+
+@pytest.fixture
+def arrays(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 8)).astype(np.float32)
+    y = np.repeat(np.arange(4), 100)
+    fx, fy = tmp_path / "f.npy", tmp_path / "y.npy"
+    np.save(fx, x)
+    np.save(fy, y)
+    return fx, fy, x, y
+
+
+def _run_cli(*args):
+    env = dict(os.environ)
+    return subprocess.run([sys.executable, "-m", "topodata", *args], capture_output=True, text=True, env=env)
+
+
+def test_parser_defaults():
+    args = build_parser().parse_args(["select", "--dataset", "digits", "--rate", "0.9", "--out", "x"])
+    assert args.method == "topoprune" and args.seed == 0 and args.beta == "auto"
+    assert args.class_balance == "proportional" and args.n_strata == 50
+
+
+def test_help_lists_every_option(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["select", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for opt in ("--dataset", "--embeddings", "--labels", "--rate", "--method", "--seed", "--out",
+                "--class-balance", "--strategy", "--beta", "--n-strata", "--plot", "floor"):
+        assert opt in text
+
+
+def test_select_from_embeddings_writes_contract(tmp_path, arrays, capsys):
+    fx, fy, x, y = arrays
+    out = tmp_path / "out"
+    assert main(["select", "--embeddings", str(fx), "--labels", str(fy), "--rate", "0.9",
+                 "--method", "random", "--seed", "0", "--out", str(out)]) == 0
+    assert "kept 40 of 400" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["indices.npy", "indices.txt", "manifest.json", "scores.npy"]
+    idx = np.load(out / "indices.npy")
+    assert idx.dtype == np.int64 and idx.size == 40 and np.all(np.diff(idx) > 0)
+    assert np.bincount(y[idx]).tolist() == [10, 10, 10, 10]
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["n_kept"] == 40 and m["method"] == "random" and m["rate"] == 0.9
+
+
+def test_same_seed_byte_identical_across_processes(tmp_path, arrays):
+    fx, fy, _, _ = arrays
+    outs = []
+    for name, seed in (("a", "7"), ("b", "7"), ("c", "8")):
+        out = tmp_path / name
+        r = _run_cli("select", "--embeddings", str(fx), "--labels", str(fy), "--rate", "0.9",
+                     "--method", "random", "--seed", seed, "--out", str(out), "-q")
+        assert r.returncode == 0, r.stderr
+        outs.append((out / "indices.npy").read_bytes())
+    assert outs[0] == outs[1]
+    assert outs[0] != outs[2]
+
+
+def _bad(tmp_path, capsys, argv, match):
+    out = tmp_path / "bad"
+    out.mkdir(exist_ok=True)
+    before = sorted(out.iterdir())
+    code = main([*argv, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [line for line in err.strip().splitlines() if line]
+    assert len(lines) == 1 and "error" in lines[0], err
+    assert match in lines[0], lines[0]
+    assert sorted(out.iterdir()) == before  # nothing written
+
+
+def test_bad_rate(tmp_path, arrays, capsys):
+    fx, fy, _, _ = arrays
+    for rate in ("0", "1", "1.5", "-0.1"):
+        _bad(tmp_path, capsys, ["select", "--embeddings", str(fx), "--labels", str(fy), "--rate", rate,
+                                "--method", "random"], "strictly between 0 and 1")
+
+
+def test_bad_nan_features(tmp_path, arrays, capsys):
+    _, fy, x, _ = arrays
+    x = x.copy()
+    x[5, 2] = np.inf
+    f = tmp_path / "nan.npy"
+    np.save(f, x)
+    _bad(tmp_path, capsys, ["select", "--embeddings", str(f), "--labels", str(fy), "--rate", "0.9",
+                            "--method", "kcenter"], "NaN or inf")
+
+
+def test_bad_label_length(tmp_path, arrays, capsys):
+    fx, _, _, y = arrays
+    f = tmp_path / "short.npy"
+    np.save(f, y[:-3])
+    _bad(tmp_path, capsys, ["select", "--embeddings", str(fx), "--labels", str(f), "--rate", "0.9",
+                            "--method", "random"], "labels has length 397 but features have 400")
+
+
+def test_bad_unreadable_and_missing_files(tmp_path, arrays, capsys):
+    fx, fy, _, _ = arrays
+    junk = tmp_path / "junk.npy"
+    junk.write_bytes(b"this is not an npy file")
+    _bad(tmp_path, capsys, ["select", "--embeddings", str(junk), "--labels", str(fy), "--rate", "0.9",
+                            "--method", "random"], "cannot read --embeddings file")
+    _bad(tmp_path, capsys, ["select", "--embeddings", str(tmp_path / "none.npy"), "--labels", str(fy),
+                            "--rate", "0.9", "--method", "random"], "not found")
+
+
+def test_bad_source_combinations(tmp_path, arrays, capsys):
+    fx, fy, _, _ = arrays
+    _bad(tmp_path, capsys, ["select", "--rate", "0.9"], "exactly one of --dataset")
+    _bad(tmp_path, capsys, ["select", "--embeddings", str(fx), "--rate", "0.9"], "needs --labels")
+    _bad(tmp_path, capsys, ["select", "--dataset", "digits", "--embeddings", str(fx), "--labels", str(fy),
+                            "--rate", "0.9"], "exactly one of")
+
+
+def test_bad_unknown_dataset(tmp_path, capsys):
+    _bad(tmp_path, capsys, ["select", "--dataset", "no-such-set", "--rate", "0.9", "--method", "random"],
+         "no-such-set")
+
+
+def test_bad_class_smaller_than_neighbourhood(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(205, 4))
+    y = np.concatenate([np.zeros(200, int), np.ones(5, int)])
+    fx, fy = tmp_path / "x.npy", tmp_path / "y.npy"
+    np.save(fx, x)
+    np.save(fy, y)
+    _bad(tmp_path, capsys, ["select", "--embeddings", str(fx), "--labels", str(fy), "--rate", "0.9"],
+         "class 1 has 5 samples")
+
+
+def test_unknown_method_is_argparse_error(tmp_path, arrays, capsys):
+    fx, fy, _, _ = arrays
+    with pytest.raises(SystemExit) as exc:
+        main(["select", "--embeddings", str(fx), "--labels", str(fy), "--rate", "0.9", "--method", "x",
+              "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,172 @@
+"""The selection framework: budgets, strategies, the public select() and atomic export."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import topodata
+from topodata.select import (
+    auto_beta,
+    class_budgets,
+    n_kept,
+    save_selection,
+    select,
+    select_from_scores,
+    to_subset,
+)
+
+
+@pytest.mark.parametrize("n", [1, 7, 10, 99, 1797, 60000])
+@pytest.mark.parametrize("rate", [0.01, 0.1, 0.5, 0.7, 0.9, 0.95, 0.99])
+def test_n_kept_is_n_minus_floor(n, rate):
+    import math
+
+    assert n_kept(n, rate) == n - math.floor(rate * n + 1e-9)
+    assert n_kept(10, 0.9) == 1  # 0.9 * 10 is 8.999… in floating point; still floor 9
+
+
+@pytest.mark.parametrize("rate", [0.5, 0.9, 0.95])
+def test_proportional_budgets_sum_and_within_one(blobs, rate):
+    _, y = blobs
+    keep = n_kept(len(y), rate)
+    b = class_budgets(y, keep)
+    assert sum(b.values()) == keep
+    counts = np.bincount(y)
+    for c, k in b.items():
+        assert abs(k - keep * counts[c] / len(y)) < 1
+
+
+def test_balanced_budgets_cap_and_redistribute():
+    y = np.repeat([0, 1, 2], [50, 5, 50])
+    b = class_budgets(y, 60, balance="balanced")
+    assert b == {0: 28, 1: 5, 2: 27} or b == {0: 27, 1: 5, 2: 28}
+    assert sum(b.values()) == 60
+
+
+@pytest.mark.parametrize("n,rate", [(10, 0.9), (101, 0.5), (300, 0.9), (300, 0.95), (1000, 0.7)])
+def test_random_select_exact_sorted_unique(n, rate):
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, n)
+    y[:4] = np.arange(4)
+    res = select(np.zeros((n, 2)), y, rate=rate, method="random", random_state=3)
+    assert res.indices.dtype == np.int64
+    assert res.indices.size == n_kept(n, rate)
+    assert np.all(np.diff(res.indices) > 0)
+    assert res.indices.min() >= 0 and res.indices.max() < n
+    assert np.isnan(res.scores).all() and res.scores.dtype == np.float64
+    assert res.mask.sum() == res.indices.size
+
+
+def test_select_seeds(blobs):
+    x, y = blobs
+    a = select(x, y, rate=0.9, method="random", random_state=0).indices
+    b = select(x, y, rate=0.9, method="random", random_state=0).indices
+    c = select(x, y, rate=0.9, method="random", random_state=1).indices
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_manifest_contract(blobs):
+    x, y = blobs
+    m = select(x, y, rate=0.9, method="random", random_state=5, dataset="blobs").manifest
+    for key in ("dataset", "n_total", "n_kept", "rate", "method", "seed", "params", "versions",
+                "timings_s", "class_counts_kept"):
+        assert key in m
+    assert m["n_total"] == 300 and m["n_kept"] == 30 and m["seed"] == 5
+    assert sum(m["class_counts_kept"].values()) == 30
+    assert {"topodata", "torch", "umap-learn", "faiss-cpu", "ripser"} <= set(m["versions"])
+    json.dumps(m)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(rate=0.0), "strictly between 0 and 1"),
+        (dict(rate=1.0), "strictly between 0 and 1"),
+        (dict(rate=-0.2), "strictly between 0 and 1"),
+        (dict(rate=0.5, method="nope"), "method must be one of"),
+        (dict(rate=0.5, strategy="nope"), "strategy must be one of"),
+        (dict(rate=0.5, class_balance="nope"), "class_balance must be one of"),
+        (dict(rate=0.5, beta=1.5), "beta must be"),
+    ],
+)
+def test_select_bad_arguments(blobs, kwargs, match):
+    x, y = blobs
+    kwargs.setdefault("method", "random")
+    with pytest.raises(ValueError, match=match):
+        select(x, y, **kwargs)
+
+
+def test_select_bad_features_and_labels(blobs):
+    x, y = blobs
+    x_nan = x.copy()
+    x_nan[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf in 1 sample"):
+        select(x_nan, y, rate=0.5, method="kcenter")
+    with pytest.raises(ValueError, match="labels has length 299 but features have 300"):
+        select(x, y[:-1], rate=0.5, method="kcenter")
+    with pytest.raises(ValueError, match="must be 2-D"):
+        select(x[:, 0], y, rate=0.5, method="kcenter")
+    with pytest.raises(ValueError, match="integer class ids"):
+        select(x, y + 0.5, rate=0.5, method="random")
+
+
+def test_strategies_hard_easy_coverage():
+    y = np.repeat([0, 1], 100)
+    s = np.concatenate([np.arange(100.0), np.arange(100.0)[::-1]])
+    budgets = {0: 10, 1: 10}
+    rng = np.random.default_rng(0)
+    hard = select_from_scores(s, y, budgets, strategy="hard", rng=rng)
+    assert set(hard) == set(range(90, 100)) | set(range(100, 110))
+    easy = select_from_scores(s, y, budgets, strategy="easy", rng=rng)
+    assert set(easy) == set(range(0, 10)) | set(range(190, 200))
+    cov = select_from_scores(s, y, budgets, strategy="coverage", beta=0.1, n_strata=10, rng=rng)
+    assert cov.size == 20
+    # the top 10% (scores 90..99) are dropped; one pick per stratum spans the remaining range
+    assert s[cov[cov < 100]].max() < 90
+    assert len(np.unique(np.floor(s[cov[cov < 100]] / 9))) == 10
+
+
+def test_auto_beta_grows_with_rate():
+    assert auto_beta(0.3) == 0.0
+    assert auto_beta(0.9) == pytest.approx(0.1)
+    assert auto_beta(0.95) > auto_beta(0.9) > auto_beta(0.7)
+
+
+def test_save_selection_atomic_files(tmp_path, blobs):
+    x, y = blobs
+    res = select(x, y, rate=0.9, method="random", random_state=0)
+    out = tmp_path / "run"
+    save_selection(res, out)
+    assert sorted(p.name for p in out.iterdir()) == ["indices.npy", "indices.txt", "manifest.json", "scores.npy"]
+    idx = np.load(out / "indices.npy")
+    assert idx.dtype == np.int64 and np.array_equal(idx, res.indices)
+    assert np.loadtxt(out / "indices.txt", dtype=np.int64).tolist() == res.indices.tolist()
+    assert np.load(out / "scores.npy").shape == (300,)
+
+
+def test_save_selection_failure_leaves_nothing(tmp_path, blobs):
+    x, y = blobs
+    res = select(x, y, rate=0.9, method="random", random_state=0)
+    out = tmp_path / "run"
+    res.manifest["bad"] = object()  # not JSON serialisable: fails before any rename
+    with pytest.raises(TypeError):
+        save_selection(res, out)
+    assert not out.exists()
+
+
+def test_to_subset(tmp_path, blobs):
+    import torch
+
+    x, y = blobs
+    res = select(x, y, rate=0.9, method="random", random_state=0)
+    ds = torch.utils.data.TensorDataset(torch.as_tensor(x), torch.as_tensor(y))
+    sub = to_subset(ds, res.indices)
+    assert len(sub) == 30
+    save_selection(res, tmp_path / "r")
+    assert len(topodata.to_subset(ds, tmp_path / "r")) == 30
+    with pytest.raises(ValueError, match="does not fit a dataset of length 10"):
+        to_subset(torch.utils.data.TensorDataset(torch.zeros(10)), res.indices)
