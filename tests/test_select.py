@@ -119,7 +119,7 @@ def test_strategies_hard_easy_coverage():
     s = np.concatenate([np.arange(100.0), np.arange(100.0)[::-1]])
     budgets = {0: 10, 1: 10}
     rng = np.random.default_rng(0)
-    hard = select_from_scores(s, y, budgets, strategy="hard", rng=rng)
+    hard = select_from_scores(s, y, budgets, strategy="hard", rng=rng)  # distinct scores: no ties
     assert set(hard) == set(range(90, 100)) | set(range(100, 110))
     easy = select_from_scores(s, y, budgets, strategy="easy", rng=rng)
     assert set(easy) == set(range(0, 10)) | set(range(190, 200))
@@ -170,3 +170,13 @@ def test_to_subset(tmp_path, blobs):
     assert len(topodata.to_subset(ds, tmp_path / "r")) == 30
     with pytest.raises(ValueError, match="does not fit a dataset of length 10"):
         to_subset(torch.utils.data.TensorDataset(torch.zeros(10)), res.indices)
+
+
+def test_topodata_select_stays_a_function_after_module_import(blobs):
+    import importlib
+
+    importlib.import_module("topodata.select")
+    x, y = blobs
+    first = topodata.select(x, y, rate=0.9, method="random", random_state=0)
+    second = topodata.select(x, y, rate=0.9, method="random", random_state=0)
+    assert np.array_equal(first.indices, second.indices)

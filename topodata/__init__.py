@@ -11,11 +11,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# Imported eagerly (numpy only): binding the function *after* the submodule loads keeps
+# ``topodata.select`` the function even once ``topodata.select`` the module has been imported.
+from .select import SelectionResult, save_selection, select, to_subset  # noqa: E402
+
 _LAZY = {
-    "select": "topodata.select:select",
-    "SelectionResult": "topodata.select:SelectionResult",
-    "save_selection": "topodata.select:save_selection",
-    "to_subset": "topodata.select:to_subset",
     "available_methods": "topodata.scores:available_methods",
     "load_dataset": "topodata.data:load_dataset",
     "embed": "topodata.embed:embed",
@@ -24,7 +24,7 @@ _LAZY = {
     "neural_persistence": "topodata.weights:neural_persistence",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", "select", "SelectionResult", "save_selection", "to_subset", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -146,7 +146,9 @@ def select_from_scores(
             kept.append(rng.choice(idx, size=budget, replace=False))
         elif strategy in ("hard", "easy"):
             key = -s if strategy == "hard" else s
-            kept.append(idx[np.argsort(key, kind="stable")[:budget]])
+            # ties (e.g. integer forgetting counts) broken by a seeded permutation, not by index
+            order = np.lexsort((rng.permutation(idx.size), key))
+            kept.append(idx[order[:budget]])
         else:
             n_drop = min(int(math.floor(beta * idx.size)), idx.size - budget)
             order = np.argsort(-s, kind="stable")

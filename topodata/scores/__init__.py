@@ -107,6 +107,7 @@ METHODS: dict[str, MethodSpec] = {
         ),
         MethodSpec(
             "d2", "topodata.scores.d2:d2", "D2 pruning: message passing on the kNN graph", min_per_class=2,
+            uses_dynamics=True,
         ),
     ]
 }

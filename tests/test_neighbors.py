@@ -1,0 +1,105 @@
+"""FAISS kNN against scikit-learn's exact brute force (house rule 6)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.neighbors import NearestNeighbors
+
+from topodata._validation import TopodataInputError
+from topodata.neighbors import knn
+
+
+@pytest.fixture(scope="module")
+def clustered():
+    """1,500 points in 16-d: 6 Gaussian clusters (centres ~ N(0, 3²)) plus unit noise, seed 0."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=3.0, size=(6, 16))
+    return (centres[rng.integers(0, 6, 1500)] + rng.normal(size=(1500, 16))).astype(np.float32)
+
+
+def _brute(x, k):
+    dists, idx = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(x).kneighbors(x)
+    return idx, dists
+
+
+def test_exact_matches_brute_force(clustered):
+    idx, dists = knn(clustered, 12, method="exact")
+    ref_idx, ref_d = _brute(clustered.astype(np.float64), 12)
+    assert idx.dtype == np.int64 and dists.dtype == np.float32
+    assert idx.shape == dists.shape == (1500, 12)
+    np.testing.assert_array_equal(idx[:, 0], np.arange(1500))
+    np.testing.assert_array_equal(dists[:, 0], 0.0)
+    # plain (not squared) L2, sorted per row
+    np.testing.assert_allclose(dists, ref_d, rtol=1e-4, atol=1e-4)
+    assert np.all(np.diff(dists, axis=1) >= 0)
+    # same neighbour sets (order may differ only within float ties)
+    np.testing.assert_array_equal(np.sort(idx, axis=1), np.sort(ref_idx, axis=1))
+
+
+@pytest.mark.parametrize("method", ["ivf", "hnsw"])
+def test_approximate_recall(clustered, method):
+    idx, dists = knn(clustered, 10, method=method, random_state=0)
+    ref_idx, _ = _brute(clustered, 10)
+    recall = (idx[:, :, None] == ref_idx[:, None, :]).any(axis=2).mean()
+    assert recall >= 0.9, recall
+    np.testing.assert_array_equal(idx[:, 0], np.arange(len(clustered)))
+    assert np.all(np.diff(dists, axis=1) >= 0)
+
+
+def test_ivf_is_seeded(clustered):
+    a = knn(clustered, 8, method="ivf", random_state=3)
+    b = knn(clustered, 8, method="ivf", random_state=3)
+    np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_duplicates_keep_self_first():
+    """Five copies of one point with k=3: FAISS cannot return them all; each must still be first."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 4))
+    x[5:10] = x[5]
+    idx, dists = knn(x, 3, method="exact")
+    np.testing.assert_array_equal(idx[:, 0], np.arange(40))
+    np.testing.assert_array_equal(dists[5:10], 0.0)
+    assert np.all(np.isin(idx[5:10], np.arange(5, 10)))
+    assert all(len(set(row)) == 3 for row in idx.tolist())
+
+
+def test_cosine_metric():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(200, 8))
+    idx, dists = knn(x, 5, metric="cosine")
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    expected = 1.0 - np.einsum("ij,ij->i", xn[:, None, :].repeat(5, 1).reshape(-1, 8),
+                               xn[idx.ravel()]).reshape(200, 5)
+    np.testing.assert_allclose(dists, expected, atol=1e-5)
+
+
+def test_k_equals_n():
+    x = np.arange(12, dtype=float).reshape(6, 2)
+    idx, _ = knn(x, 6)
+    assert sorted(idx[0].tolist()) == list(range(6))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"n_neighbors": 0}, TopodataInputError, "n_neighbors must be >= 1"),
+        ({"n_neighbors": 11}, TopodataInputError, "n_neighbors must be <= 10"),
+        ({"n_neighbors": 2.5}, TypeError, "n_neighbors must be of type"),
+        ({"n_neighbors": 3, "method": "kd"}, TopodataInputError, "method must be one of"),
+        ({"n_neighbors": 3, "device": "tpu"}, TopodataInputError, "device must be one of"),
+        ({"n_neighbors": 3, "metric": "l1"}, TopodataInputError, "metric must be one of"),
+    ],
+)
+def test_bad_options(kwargs, error, match):
+    x = np.zeros((10, 3))
+    with pytest.raises(error, match=match):
+        knn(x, **kwargs)
+
+
+def test_bad_inputs():
+    with pytest.raises(TopodataInputError, match="x contains NaN or inf"):
+        knn(np.array([[0.0, np.nan], [1.0, 1.0]]), 1)
+    with pytest.raises(TopodataInputError, match="x must be 2-D"):
+        knn(np.zeros(5), 1)

@@ -1,0 +1,380 @@
+"""Run a pipeline cell by cell — embed (cached) → select → train → evaluate — and resume after a stop.
+
+Every cell runs under one protocol: the same embedding for every method, the same trainer and
+step budget for every subset, the cell's seed for both the selection and the training. A finished
+cell is appended to ``results.csv`` at once and its selection saved under ``cells/<cell-id>/``;
+a restart reads the CSV and skips those cells without recomputing anything. The pipeline file,
+the protocol and the library versions are saved beside the numbers (the airbench habit), and a
+results folder refuses a pipeline whose protocol differs from the one that produced its rows.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import _validation as V
+from .._io import atomic_write_files
+from .pipeline import FULL, PROBE, Cell, Pipeline, enumerate_cells, load_pipeline
+from .report import report_files
+from .results import append_result, read_results
+
+__all__ = ["run_pipeline", "BenchSummary", "add_feature_noise", "jaccard", "DEFAULT_OUT"]
+
+DEFAULT_OUT = Path("runs") / "bench"  # results go to DEFAULT_OUT / <pipeline name> unless told
+
+
+@dataclass
+class BenchSummary:
+    """What a call of :func:`run_pipeline` did.
+
+    ``cells`` lists every cell of the pipeline (after ``only_methods``), ``done_before`` the ids
+    already in ``results.csv`` when the call started, ``ran`` and ``failed`` the ids this call
+    finished or gave up on (failures are logged to ``errors.log`` and retried by the next run).
+    """
+
+    out_dir: Path
+    cells: list[Cell]
+    done_before: list[str]
+    ran: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def n_left(self) -> int:
+        done = set(self.done_before) | set(self.ran)
+        return sum(c.cell_id not in done for c in self.cells)
+
+
+def add_feature_noise(features: Any, scale: float, *, random_state: Any = 0) -> np.ndarray:
+    """Gaussian noise on an embedding, relative to its spread.
+
+    ``σ = scale · mean_j std(features[:, j])``: one σ for all dimensions, so the noise is isotropic
+    (as a perturbed embedder would be) and its size is comparable across embedders of any scale.
+
+    Parameters
+    ----------
+    features : array-like of shape (n_samples, n_features)
+    scale : float >= 0
+        0.1, 0.25, 0.5 in the noise pipeline.
+    random_state : None, int or numpy Generator, default=0
+
+    Returns
+    -------
+    ndarray of float32, shape (n_samples, n_features)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(1000, 4))
+    >>> round(float((add_feature_noise(x, 0.5, random_state=1) - x).std()), 1)
+    0.5
+    """
+    x = V.check_features(features)
+    V.check_scalar(scale, "scale", (int, float), min_val=0.0)
+    rng = V.check_random_state(random_state)
+    sigma = float(scale) * float(x.std(axis=0).mean())
+    return V.as_float32(x + rng.normal(scale=sigma, size=x.shape))
+
+
+def jaccard(a: Any, b: Any) -> float:
+    """``|A ∩ B| / |A ∪ B|`` of two index sets (1.0 for two empty sets)."""
+    a, b = np.unique(np.asarray(a)), np.unique(np.asarray(b))
+    union = np.union1d(a, b).size
+    return 1.0 if union == 0 else np.intersect1d(a, b, assume_unique=True).size / union
+
+
+def _noise_rng(seed: int, scale: float) -> np.random.Generator:
+    # One noise draw per (seed, scale), shared by every method: they are compared on the same noisy
+    # embedding. Seeded from the pair rather than the selection seed so the draws are independent.
+    return np.random.default_rng([int(seed), int(round(scale * 1_000_000)), 0x6E6F697365])
+
+
+class _Context:
+    """Lazily loaded shared state of one run: the dataset, embeddings and recent selections."""
+
+    def __init__(self, pipeline: Pipeline, out: Path, rows: list[dict], progress: bool):
+        self.p, self.out, self.progress = pipeline, out, progress
+        self._dataset = None
+        self._embeddings: dict[str, Any] = {}
+        self._noisy: dict[tuple, np.ndarray] = {}
+        # selections are reused by consecutive cells only (transfer trainers, the noise reference);
+        # a few recent ones in memory, the rest from disk
+        self._selections: OrderedDict[tuple, Any] = OrderedDict()
+        self._on_disk: dict[tuple, str] = {}
+        for r in rows:
+            if r["method"] != FULL:
+                key = (r["method"], r["rate"], r["seed"], r["embedder"], r["noise"] or 0.0)
+                self._on_disk.setdefault(key, r["cell_id"])
+
+    @property
+    def dataset(self):
+        if self._dataset is None:
+            from ..data import load_dataset
+
+            self._dataset = load_dataset(self.p.dataset, progress=self.progress)
+        return self._dataset
+
+    def embedding(self, model: str):
+        if model not in self._embeddings:
+            from ..embed import embed_cached
+
+            e = self.p.embedder
+            res = embed_cached(self.p.dataset, model=model, proxy_fraction=e.proxy_fraction,
+                               random_state=e.seed, progress=self.progress, **e.params)
+            if self._dataset is not None and len(res.features) != self.dataset.n_train:
+                raise RuntimeError(
+                    f"embedder {model!r} returned {len(res.features)} feature rows for a training split "
+                    f"of {self.dataset.n_train}"
+                )
+            self._embeddings[model] = res
+        return self._embeddings[model]
+
+    def features(self, cell: Cell) -> np.ndarray:
+        feats = self.embedding(cell.embedder).features
+        if not cell.noise:
+            return feats
+        key = (cell.embedder, cell.seed, cell.noise)
+        if key not in self._noisy:
+            self._noisy.clear()  # the next cells use the next scale; keep memory flat
+            self._noisy[key] = add_feature_noise(feats, cell.noise, random_state=_noise_rng(cell.seed, cell.noise))
+        return self._noisy[key]
+
+    def selection(self, cell: Cell) -> tuple[Any, float]:
+        """``(SelectionResult, seconds spent selecting now)``; 0 s when reused."""
+        from ..select import SelectionResult, select
+
+        key = cell.selection_key
+        if key in self._selections:
+            self._selections.move_to_end(key)
+            return self._selections[key], 0.0
+        src = self._on_disk.get(key)
+        d = self.out / "cells" / src if src else None
+        if d is not None and (d / "indices.npy").is_file():
+            res = SelectionResult(
+                indices=np.load(d / "indices.npy"),
+                scores=np.load(d / "scores.npy"),
+                manifest=json.loads((d / "manifest.json").read_text()),
+            )
+            seconds = 0.0
+        else:
+            sel = self.p.selection
+            emb = self.embedding(cell.embedder)
+            t0 = time.perf_counter()
+            res = select(
+                self.features(cell), emb.labels, rate=cell.rate, method=cell.method, random_state=cell.seed,
+                dynamics=emb.dynamics, dataset=self.p.dataset, strategy=sel.strategy,
+                class_balance=sel.class_balance, method_params=sel.method_params.get(cell.method),
+            )
+            seconds = time.perf_counter() - t0
+            res.extras = {}  # plot arrays; not needed here and large
+            res.manifest["embedder"] = {"model": cell.embedder, "noise_scale": cell.noise,
+                                        **{k: v for k, v in self.p.protocol()["embedder"].items()}}
+        self._selections[key] = res
+        while len(self._selections) > 8:
+            self._selections.popitem(last=False)
+        return res, seconds
+
+    def train(self, cell: Cell, indices: np.ndarray | None) -> dict[str, Any]:
+        t = self.p.trainer
+        if cell.trainer == PROBE:
+            from ..train.subset import probe_on_subset
+
+            emb = self.embedding(cell.embedder)  # clean features: noise only perturbs the selection
+            return probe_on_subset(emb.features, emb.labels, emb.features_test, emb.labels_test, indices,
+                                   random_state=cell.seed, **t.params)
+        from ..train.subset import train_on_subset
+
+        return train_on_subset(
+            self.dataset, indices, model=cell.trainer, steps=t.steps, batch_size=t.batch_size, lr=t.lr,
+            random_state=cell.seed, device=t.device, progress=False, fit_params=t.params,
+        )
+
+
+def _experiment(cell: Cell, p: Pipeline) -> str:
+    if cell.method == FULL:
+        return "full"
+    if cell.noise:
+        return "noise"
+    if cell.embedder != p.embedder.model or cell.trainer != p.trainer.model:
+        return "transfer"
+    return "main"
+
+
+def _run_cell(cell: Cell, ctx: _Context) -> dict[str, Any]:
+    p = ctx.p
+    sel, t_sel, jac = None, 0.0, None
+    if cell.method != FULL:
+        sel, t_sel = ctx.selection(cell)
+        if cell.noise:
+            jac = jaccard(sel.indices, ctx.selection(cell.clean())[0].indices)
+    metrics = ctx.train(cell, None if sel is None else sel.indices)
+    row = {
+        "cell_id": cell.cell_id,
+        "experiment": _experiment(cell, p),
+        "method": cell.method,
+        "rate": cell.rate,
+        "seed": cell.seed,
+        "embedder": cell.embedder,
+        "trainer": cell.trainer,
+        "noise": cell.noise,
+        "n_train": metrics["n_train"],
+        "accuracy": metrics["accuracy"],
+        "loss": metrics["loss"],
+        "jaccard": jac,
+        "steps": metrics["steps"],
+        "seconds_select": t_sel,
+        "seconds_train": metrics["seconds"],
+        "protocol": p.protocol_hash(),
+    }
+    info = (json.dumps({"row": row, "metrics": metrics}, indent=2, sort_keys=True, default=str) + "\n").encode()
+    cell_dir = ctx.out / "cells" / cell.cell_id
+    if sel is None:
+        atomic_write_files(cell_dir, {"metrics.json": info})
+    else:
+        from ..select import save_selection
+
+        save_selection(sel, cell_dir, extra_files={"metrics.json": info})
+    return row
+
+
+def _check_models(p: Pipeline) -> None:
+    """Fail before any compute on a model name the library does not know."""
+    from ..embed.models import MODELS
+
+    embedders = {p.embedder.model, *(p.transfer.embedders if p.transfer else ())}
+    trainers = {p.trainer.model, *(p.transfer.trainers if p.transfer else ())}
+    for kind, names, extra in (("embedder", embedders, ()), ("trainer", trainers, (PROBE,))):
+        for n in sorted(names):
+            if n not in MODELS and n not in extra:
+                raise V.TopodataInputError(
+                    f"pipeline {p.name!r}: unknown {kind} model {n!r}; choose from {sorted([*MODELS, *extra])}"
+                )
+
+
+def _check_protocol(out: Path, p: Pipeline, rows: list[dict]) -> None:
+    path = out / "protocol.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        new = json.loads(json.dumps(p.protocol(), default=str))
+        if old != new:
+            diff = sorted(
+                f"{s}.{k}" for s in new for k in set(old.get(s, {})) | set(new[s])
+                if isinstance(new[s], dict) and old.get(s, {}).get(k) != new[s].get(k)
+            ) or sorted(k for k in new if old.get(k) != new[k])
+            raise V.TopodataInputError(
+                f"{out} holds results of another protocol (differs in {', '.join(diff)}); "
+                "use another --out folder or delete it"
+            )
+    stale = {r["protocol"] for r in rows} - {p.protocol_hash()}
+    if stale and not path.is_file():
+        raise V.TopodataInputError(f"{out}/results.csv was written under another protocol; use another --out")
+
+
+def run_pipeline(
+    pipeline: str | Path | Pipeline,
+    out_dir: str | Path | None = None,
+    *,
+    only_methods: tuple[str, ...] | list[str] | None = None,
+    max_cells: int | None = None,
+    dry_run: bool = False,
+    progress: bool = True,
+) -> BenchSummary:
+    """Run every unfinished cell of ``pipeline`` and write the report.
+
+    Parameters
+    ----------
+    pipeline : path or Pipeline
+        A TOML file (see :mod:`topodata.bench.pipeline` for the schema) or a parsed pipeline.
+    out_dir : path, optional
+        Results folder; default ``runs/bench/<pipeline name>``. Holds ``results.csv``,
+        ``results.md``, the plots, ``cells/<cell-id>/`` (selection + ``metrics.json``),
+        ``pipeline.toml``, ``protocol.json`` and ``versions.json``.
+    only_methods : list of str, optional
+        Run only these methods' cells (the full-data cells always run: the gap metric needs them).
+        The report still shows every finished cell.
+    max_cells : int, optional
+        Stop after this many cells (run again to continue).
+    dry_run : bool, default=False
+        Only plan: return the cells and which are done; write nothing.
+    progress : bool, default=True
+        A progress bar over cells.
+
+    Returns
+    -------
+    BenchSummary
+
+    Raises
+    ------
+    TopodataInputError
+        On a bad pipeline file, an unknown model, or a results folder of another protocol.
+    """
+    p = pipeline if isinstance(pipeline, Pipeline) else load_pipeline(pipeline)
+    out = Path(out_dir) if out_dir is not None else DEFAULT_OUT / p.name
+    if max_cells is not None:
+        V.check_scalar(max_cells, "max_cells", int, min_val=0)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {str(out)!r} exists and is not a folder")
+    cells = enumerate_cells(p, only_methods=tuple(only_methods) if only_methods else None)
+    _check_models(p)
+    csv_path = out / "results.csv"
+    rows = read_results(csv_path)
+    _check_protocol(out, p, rows)
+    done = {r["cell_id"] for r in rows}
+    summary = BenchSummary(out, cells, [c.cell_id for c in cells if c.cell_id in done])
+    if dry_run:
+        return summary
+    todo = [c for c in cells if c.cell_id not in done]
+    if max_cells is not None:
+        todo = todo[:max_cells]
+
+    from ..select import versions
+
+    atomic_write_files(out, {
+        "pipeline.toml": p.source.encode(),
+        "protocol.json": (json.dumps(p.protocol(), indent=2, sort_keys=True, default=str) + "\n").encode(),
+        "versions.json": (json.dumps({**versions(), "python": platform.python_version()}, indent=2) + "\n").encode(),
+    })
+    ctx = _Context(p, out, rows, progress)
+    if todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(cells), initial=len(summary.done_before), desc=p.name, unit="cell",
+                   disable=not progress, dynamic_ncols=True)
+        try:
+            for cell in todo:
+                bar.set_postfix_str(cell.cell_id)
+                try:
+                    row = _run_cell(cell, ctx)
+                except (KeyboardInterrupt, V.TopodataInputError):
+                    raise  # bad input fails every cell alike: stop at once with its message
+                except Exception as exc:  # a method's bug must not cost the other cells
+                    summary.failed.append(cell.cell_id)
+                    with open(out / "errors.log", "a", encoding="utf-8") as fh:
+                        fh.write(f"=== {cell.cell_id} ({time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+                        fh.write("".join(traceback.format_exception(exc)))
+                    print(f"topodata bench: cell {cell.cell_id} failed: {type(exc).__name__}: {exc} "
+                          f"(traceback in {out / 'errors.log'})", file=sys.stderr)
+                else:
+                    append_result(csv_path, row)
+                    summary.ran.append(cell.cell_id)
+                bar.update(1)
+        finally:
+            bar.close()
+            summary.files = _write_report(out, p)
+    else:
+        summary.files = _write_report(out, p)
+    return summary
+
+
+def _write_report(out: Path, p: Pipeline) -> list[Path]:
+    return atomic_write_files(out, report_files(read_results(out / "results.csv"), p))

@@ -1,0 +1,259 @@
+"""The global manifold: FAISS kNN of the L2-normalised features, handed to UMAP (DESIGN.md §5.2).
+
+:func:`global_manifold` L2-normalises the features, builds their kNN graph with
+:func:`topodata.neighbors.knn` (exact FAISS up to 100k samples), gives it to umap-learn as
+``precomputed_knn`` so that UMAP skips its own NN-descent, embeds into a small dimension (8 by
+default, not 2: the local topology stage needs room) and standardises each component.
+
+Density (the binding caution of DESIGN.md §5)
+---------------------------------------------
+UMAP assumes data spread uniformly on the manifold and therefore *equalises density*: a dense,
+redundant blob and a sparse structure come out with similar neighbour distances, and the local
+topology stage can no longer tell them apart. Measured on the fixture "per class a dense Gaussian
+blob plus a sparse noisy circle, 16-d" (``scripts/bench_topoprune.py --density``; ratio = mean
+TopoPrune score of circle points / mean score of blob points; > 1 is the wanted order):
+
+DENSITY_TABLE
+
+Numba compilation cache
+-----------------------
+umap-learn 0.5.12 declares none of its ~110 ``@numba.njit`` kernels with ``cache=True`` (only
+pynndescent does), so every new process recompiled them: ~8-10 s before the first embedding.
+:func:`enable_numba_cache` (called before umap is imported) points ``NUMBA_CACHE_DIR`` at
+``<topodata cache>/numba`` unless the user set it, and switches on numba's on-disk cache for
+umap's module-level kernels with numba's own ``Dispatcher.enable_caching()`` (what
+``cache=True`` does). Set ``TOPODATA_NUMBA_CACHE=0`` to leave numba alone. densMAP still compiles
+one kernel per call (umap builds it inside ``optimize_layout_euclidean``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+
+from . import _validation as V
+
+__all__ = ["global_manifold", "l2_normalize", "standardize_columns", "enable_numba_cache", "METHODS"]
+
+METHODS = ("umap", "none")
+
+# umap's modules whose module-level numba kernels get the on-disk cache.
+_UMAP_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.distances", "umap.sparse", "umap.spectral")
+_cache_enabled = False
+
+
+def enable_numba_cache() -> str | None:
+    """Persist umap's numba compilations on disk so that a second process does not recompile.
+
+    Sets ``NUMBA_CACHE_DIR`` to ``<user_cache_dir()>/numba`` when unset (and numba's config if
+    numba was already imported), imports umap, and calls ``enable_caching()`` on every module-level
+    numba dispatcher of umap that has no cache yet. Idempotent; returns the cache directory, or
+    None when disabled by ``TOPODATA_NUMBA_CACHE=0``.
+
+    Numba keys each cache entry on the source file's path and modification time and on the CPU,
+    so upgrading umap or moving to another machine recompiles once; writes are atomic, so
+    concurrent processes are safe.
+    """
+    global _cache_enabled
+    if os.environ.get("TOPODATA_NUMBA_CACHE", "1") == "0":
+        return None
+    if not os.environ.get("NUMBA_CACHE_DIR"):
+        from ._io import user_cache_dir
+
+        os.environ["NUMBA_CACHE_DIR"] = str(user_cache_dir() / "numba")
+    cache_dir = os.environ["NUMBA_CACHE_DIR"]
+    if _cache_enabled:
+        return cache_dir
+    import importlib
+
+    from numba.core import config
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    if not config.CACHE_DIR:  # numba was imported before the variable was set
+        config.CACHE_DIR = cache_dir
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # umap's import-time tqdm/tensorflow notices
+        modules = [importlib.import_module(m) for m in _UMAP_MODULES]
+    for module in modules:
+        for obj in vars(module).values():
+            if isinstance(obj, CPUDispatcher) and isinstance(obj._cache, NullCache):
+                try:
+                    obj.enable_caching()
+                except RuntimeError:  # no writable cache location: compile in memory as before
+                    return None
+    _cache_enabled = True
+    return cache_dir
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (all-zero rows stay zero), float32 C-contiguous."""
+    x = V.as_float32(x)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return V.as_float32(x / np.where(norms > 0, norms, 1.0))
+
+
+def standardize_columns(z: np.ndarray) -> np.ndarray:
+    """Zero mean and unit variance per column (constant columns are only centred), float32."""
+    z = np.asarray(z, dtype=np.float64)
+    std = z.std(axis=0)
+    return V.as_float32((z - z.mean(axis=0)) / np.where(std > 0, std, 1.0))
+
+
+def _check_knn(knn_graph: Any, n: int, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a precomputed ``(indices, dists)`` pair and cut it to ``n_neighbors`` columns."""
+    if not (isinstance(knn_graph, (tuple, list)) and len(knn_graph) == 2):
+        raise V.TopodataInputError(
+            "knn must be the (indices, dists) pair returned by topodata.neighbors.knn; "
+            f"got {type(knn_graph).__name__}"
+        )
+    idx = np.asarray(knn_graph[0])
+    dist = np.asarray(knn_graph[1], dtype=np.float32)
+    if idx.ndim != 2 or idx.shape != dist.shape or idx.shape[0] != n:
+        raise V.TopodataInputError(
+            f"knn indices and dists must both have shape ({n}, k); got {idx.shape} and {dist.shape}"
+        )
+    if idx.shape[1] < n_neighbors:
+        raise V.TopodataInputError(
+            f"knn has {idx.shape[1]} neighbours per sample but n_neighbors={n_neighbors}; "
+            "compute it with at least n_neighbors columns or lower n_neighbors"
+        )
+    if not np.array_equal(idx[:, 0], np.arange(n)):
+        raise V.TopodataInputError(
+            "knn indices must hold each sample as its own first neighbour (column 0), "
+            "as topodata.neighbors.knn returns them"
+        )
+    # copies: UMAP writes -1/inf into the arrays it is given
+    return (
+        np.array(idx[:, :n_neighbors], dtype=np.int64, order="C"),
+        np.array(dist[:, :n_neighbors], dtype=np.float32, order="C"),
+    )
+
+
+def global_manifold(
+    features: Any,
+    *,
+    method: str = "umap",
+    n_components: int | None = 8,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    densmap: bool = False,
+    dens_lambda: float = 2.0,
+    n_epochs: int | None = None,
+    knn: tuple[np.ndarray, np.ndarray] | None = None,
+    knn_method: str = "auto",
+    device: str = "auto",
+    random_state: Any = 0,
+    standardize: bool = True,
+) -> np.ndarray:
+    """Embed L2-normalised features into a small-dimensional UMAP manifold.
+
+    Parameters
+    ----------
+    features : array-like of shape (n_samples, n_features)
+        Latent features (e.g. penultimate activations); each row is L2-normalised first, so that
+        the manifold reflects directions, as penultimate features are compared in practice.
+    method : {'umap', 'none'}, default='umap'
+        ``'none'`` skips UMAP and returns the normalised features (standardised if asked): the
+        ablation without a global stage. ``n_components=None`` means the same.
+    n_components : int or None, default=8
+        Manifold dimension. Small but not 2: 2-d crowds neighbourhoods and invents loops.
+    n_neighbors : int, default=15
+        kNN graph size for UMAP (including the point itself, umap-learn's convention).
+    min_dist : float, default=0.1
+        UMAP's minimum distance between embedded points.
+    densmap : bool, default=False
+        Use umap-learn's density-preserving objective (densMAP); see the module docstring for
+        how each option keeps density. Costs one numba compilation per call.
+    dens_lambda : float, default=2.0
+        Weight of densMAP's density term.
+    n_epochs : int or None, default=None
+        UMAP's optimisation epochs; None = umap-learn's default (500 below 10,000 samples, else
+        200).
+    knn : (indices, dists) or None, default=None
+        A precomputed kNN graph **of the L2-normalised features** from
+        :func:`topodata.neighbors.knn` with at least ``n_neighbors`` columns; None computes it.
+    knn_method, device : str
+        Passed to :func:`topodata.neighbors.knn` when ``knn`` is None.
+    random_state : None, int or numpy Generator, default=0
+        An int seed is derived for UMAP, which then runs single-threaded and is deterministic
+        (same input and seed ⇒ same embedding, across processes). None still derives a seed
+        (fresh entropy), so UMAP is never run in its non-deterministic parallel mode.
+    standardize : bool, default=True
+        Centre each UMAP component and scale it to unit variance, so that the local topology stage
+        sees one scale whatever UMAP's spread. Not applied with ``method='none'``: giving raw feature
+        columns unit variance would blow up near-constant (dead) dimensions.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_components), float32
+        The L2-normalised features, (n_samples, n_features), for ``method='none'``.
+
+    Raises
+    ------
+    TopodataInputError
+        NaN/inf features, ``n_neighbors`` not below ``n_samples``, a malformed ``knn`` or an
+        unknown option.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topodata.manifold import global_manifold
+    >>> x = np.random.default_rng(0).normal(size=(50, 6))
+    >>> global_manifold(x, method="none").shape
+    (50, 6)
+    """
+    x = V.check_features(features, min_samples=2)
+    n = x.shape[0]
+    V.check_options(method, "method", METHODS)
+    if n_components is None:
+        method = "none"
+    rng = V.check_random_state(random_state)
+    knn_seed, umap_seed = V.derive_seed(rng), V.derive_seed(rng)
+    f = l2_normalize(x)
+    if method == "none":  # features as they are: unit-variance columns would amplify dead dimensions
+        return f
+
+    V.check_scalar(n_components, "n_components", (int, np.integer), min_val=1)
+    V.check_scalar(n_neighbors, "n_neighbors", (int, np.integer), min_val=2, max_val=n - 1)
+    V.check_scalar(min_dist, "min_dist", (int, float), min_val=0.0)
+    V.check_scalar(densmap, "densmap", bool)
+    V.check_scalar(dens_lambda, "dens_lambda", (int, float), min_val=0.0)
+    if n_epochs is not None:
+        V.check_scalar(n_epochs, "n_epochs", (int, np.integer), min_val=1)
+    if n_components >= n - 1:
+        raise V.TopodataInputError(
+            f"n_components={n_components} needs more than {n_components + 1} samples; got {n}"
+        )
+    if knn is None:
+        from .neighbors import knn as _knn
+
+        idx, dist = _knn(f, int(n_neighbors), method=knn_method, device=device, random_state=knn_seed)
+    else:
+        idx, dist = _check_knn(knn, n, int(n_neighbors))
+
+    enable_numba_cache()
+    import umap
+
+    reducer = umap.UMAP(
+        n_components=int(n_components),
+        n_neighbors=int(n_neighbors),
+        min_dist=float(min_dist),
+        metric="euclidean",
+        precomputed_knn=(idx, dist),
+        densmap=densmap,
+        dens_lambda=float(dens_lambda),
+        n_epochs=None if n_epochs is None else int(n_epochs),
+        random_state=umap_seed,
+        n_jobs=1,
+        verbose=False,
+    )
+    with warnings.catch_warnings():
+        # we never call transform(), so the missing NN-descent search index does not matter
+        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
+        z = reducer.fit_transform(f)
+    z = np.asarray(z, dtype=np.float32)
+    return standardize_columns(z) if standardize else V.as_float32(z)

@@ -1,0 +1,270 @@
+"""k-nearest-neighbour graphs with FAISS: the one kNN contract every stage reuses (house rule 6).
+
+Contract of :func:`knn`
+-----------------------
+``(indices, dists)``, both of shape ``(n_samples, n_neighbors)``:
+
+- ``indices`` int64, ``dists`` float32;
+- each point is its **own first neighbour** (column 0, distance exactly 0), as umap-learn's
+  ``precomputed_knn`` expects, so ``n_neighbors`` counts the point itself;
+- distances are **plain (not squared) L2**. FAISS's ``IndexFlatL2``/``IVF``/``HNSW`` return
+  *squared* L2; we take the square root (after clipping the tiny negative values that float32
+  cancellation produces) so the numbers can be compared with scipy/sklearn and fed to UMAP;
+- rows are sorted by increasing distance.
+
+Backends (``device``)
+---------------------
+- a GPU FAISS index when the installed faiss has GPUs (``faiss-gpu``);
+- else ``torch.cdist`` + ``topk`` on CUDA, in row blocks, when torch sees a GPU;
+- else CPU FAISS.
+
+Index types (``method``)
+------------------------
+``'exact'`` is ``IndexFlatL2`` (brute force, BLAS). ``'ivf'`` (``IndexIVFFlat``, k-means coarse
+quantiser, seeded) and ``'hnsw'`` (``IndexHNSWFlat``) are approximate; ``'auto'`` uses the exact
+index up to :data:`EXACT_MAX_SAMPLES` samples and IVF above it.
+
+Non-deterministic backends: HNSW construction with several OpenMP threads may insert in a
+thread-dependent order, so ``'hnsw'`` can differ between runs; ``'exact'`` and seeded ``'ivf'``
+are deterministic (up to ties between equal distances).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import _validation as V
+
+__all__ = ["knn", "EXACT_MAX_SAMPLES", "METHODS", "DEVICES", "METRICS"]
+
+#: ``method='auto'`` switches from the exact index to IVF above this many samples. Brute force
+#: costs O(n² d) but runs as BLAS; on two CPU cores 60k points take 6-13 s at 8-d or 64-d, and
+#: IVF (recall ≥ 0.97) was no faster at 64-d and ~4x faster at 8-d. Above ~10^5 points the
+#: quadratic term dominates and IVF wins clearly.
+EXACT_MAX_SAMPLES = 100_000
+
+METHODS = ("auto", "exact", "ivf", "hnsw")
+DEVICES = ("auto", "cpu", "cuda")
+METRICS = ("euclidean", "cosine")
+
+_HNSW_M = 32  # graph degree; efSearch is set from k below
+_TORCH_BLOCK = 4096  # query rows per torch.cdist block on CUDA (memory ~ block * n * 4 bytes)
+
+
+def knn(
+    x: Any,
+    n_neighbors: int,
+    *,
+    method: str = "auto",
+    device: str = "auto",
+    random_state: Any = None,
+    metric: str = "euclidean",
+) -> tuple[np.ndarray, np.ndarray]:
+    """k-nearest-neighbour graph of the rows of ``x`` (each row queried against all rows).
+
+    Parameters
+    ----------
+    x : array-like of shape (n_samples, n_features)
+        Points; cast once to C-contiguous float32 (FAISS's type).
+    n_neighbors : int
+        Neighbours per point **including the point itself** (umap-learn's convention), so
+        ``n_neighbors=16`` gives the point and its 15 nearest others. At most ``n_samples``.
+    method : {'auto', 'exact', 'ivf', 'hnsw'}, default='auto'
+        Index type; ``'auto'`` is exact up to :data:`EXACT_MAX_SAMPLES` samples, IVF above.
+    device : {'auto', 'cpu', 'cuda'}, default='auto'
+        ``'auto'`` uses a GPU when FAISS or torch sees one, else the CPU. ``'cuda'`` without a GPU
+        raises.
+    random_state : None, int or numpy Generator, default=None
+        Seeds IVF's k-means and its training subsample; unused by the other indices.
+    metric : {'euclidean', 'cosine'}, default='euclidean'
+        ``'cosine'`` L2-normalises the rows first and returns the cosine *distance*
+        ``1 - cos = ‖a - b‖² / 2`` of the normalised rows.
+
+    Returns
+    -------
+    indices : ndarray of shape (n_samples, n_neighbors), int64
+        ``indices[i, 0] == i``; then the neighbours by increasing distance.
+    dists : ndarray of shape (n_samples, n_neighbors), float32
+        Plain (not squared) L2 distances (cosine distances for ``metric='cosine'``);
+        ``dists[:, 0] == 0``.
+
+    Raises
+    ------
+    TopodataInputError
+        On NaN/inf, a non-2-D ``x``, ``n_neighbors`` outside ``[1, n_samples]`` or an unknown
+        option; ``device='cuda'`` without a GPU.
+
+    Notes
+    -----
+    Duplicated points: FAISS may return a twin before the point itself (both at distance 0),
+    or, with more than ``n_neighbors`` copies, not return the point at all. Each row is
+    re-ordered so that the point comes first and keeps its twins after it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topodata.neighbors import knn
+    >>> x = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    >>> idx, d = knn(x, 2)
+    >>> idx.tolist(), d.round(3).tolist()
+    ([[0, 1], [1, 0], [2, 0]], [[0.0, 1.0], [0.0, 1.0], [0.0, 2.0]])
+    """
+    arr = V.check_features(x, name="x", dtype=np.float32)
+    n = arr.shape[0]
+    V.check_scalar(n_neighbors, "n_neighbors", (int, np.integer), min_val=1, max_val=n)
+    k = int(n_neighbors)
+    V.check_options(method, "method", METHODS)
+    V.check_options(device, "device", DEVICES)
+    V.check_options(metric, "metric", METRICS)
+    rng = V.check_random_state(random_state)
+    arr = V.as_float32(arr)
+    if metric == "cosine":
+        arr = _l2_normalise(arr)
+    if method == "auto":
+        method = "exact" if n <= EXACT_MAX_SAMPLES else "ivf"
+
+    backend = _resolve_device(device)
+    if backend == "torch-cuda":
+        # torch has no approximate index; brute force on the GPU is fast enough up to ~10^6 rows.
+        idx, sq = _torch_cuda_knn(arr, k)
+    else:
+        idx, sq = _faiss_knn(arr, k, method=method, gpu=backend == "faiss-gpu", rng=rng)
+
+    idx, sq = _repair_missing(arr, idx, sq, k)
+    idx, sq = _self_first(idx, sq)
+    dists = np.sqrt(np.maximum(sq, 0.0, dtype=np.float32))
+    if metric == "cosine":
+        dists = (dists * dists / 2.0).astype(np.float32)
+    return np.ascontiguousarray(idx, dtype=np.int64), np.ascontiguousarray(dists, dtype=np.float32)
+
+
+def _l2_normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return V.as_float32(x / np.where(norms > 0, norms, 1.0))
+
+
+def _resolve_device(device: str) -> str:
+    """Pick ``'faiss-gpu'``, ``'torch-cuda'`` or ``'faiss-cpu'`` for the requested device."""
+    if device == "cpu":
+        return "faiss-cpu"
+    import faiss
+
+    if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+        return "faiss-gpu"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return "torch-cuda"
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    if device == "cuda":
+        raise V.TopodataInputError(
+            "device='cuda' but neither faiss nor torch sees a GPU; use device='cpu' or 'auto'"
+        )
+    return "faiss-cpu"
+
+
+def _build_index(x: np.ndarray, k: int, method: str, rng: np.random.Generator):
+    """A trained, filled FAISS index of ``x`` (L2 metric)."""
+    import faiss
+
+    n, d = x.shape
+    if method == "exact":
+        index = faiss.IndexFlatL2(d)
+    elif method == "hnsw":
+        index = faiss.IndexHNSWFlat(d, _HNSW_M)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = max(64, 2 * k)
+    else:
+        # IVF: ~4 sqrt(n) lists (at least 39 training points each, FAISS's own floor), 10 k-means
+        # iterations on at most 64 points per list, 1/8 of the lists probed (at least 16): recall
+        # >= 0.97 on clustered 64-d features at 60k points (scripts/bench_topoprune.py).
+        nlist = int(max(1, min(4 * math.sqrt(n), n // 39)))
+        # faiss's Python wrapper keeps a reference to the quantiser in index.referenced_objects
+        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, nlist, faiss.METRIC_L2)
+        index.cp.seed = V.derive_seed(rng)
+        index.cp.niter = 10
+        n_train = min(n, 64 * nlist)
+        train = x if n_train == n else x[np.sort(rng.choice(n, size=n_train, replace=False))]
+        index.train(train)
+        index.nprobe = int(max(nlist // 8, min(nlist, 16)))
+    index.add(x)
+    return index
+
+
+def _faiss_knn(
+    x: np.ndarray, k: int, *, method: str, gpu: bool, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Query every row of ``x`` against the index of ``x``; returns squared L2 distances."""
+    index = _build_index(x, k, method, rng)
+    if gpu and method != "hnsw":  # pragma: no cover - needs faiss-gpu; faiss has no GPU HNSW
+        import faiss
+
+        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+    sq, idx = index.search(x, k)
+    return idx.astype(np.int64, copy=False), sq.astype(np.float32, copy=False)
+
+
+def _torch_cuda_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - GPU
+    """Exact kNN with ``torch.cdist`` + ``topk`` on CUDA, in row blocks; squared L2 out."""
+    import torch
+
+    xt = torch.from_numpy(x).to("cuda")
+    idx_out = np.empty((x.shape[0], k), dtype=np.int64)
+    sq_out = np.empty((x.shape[0], k), dtype=np.float32)
+    with torch.no_grad():
+        for start in range(0, x.shape[0], _TORCH_BLOCK):
+            block = xt[start : start + _TORCH_BLOCK]
+            # compute_mode: the matmul form is fast and its rounding is repaired by the sort below
+            d = torch.cdist(block, xt, compute_mode="use_mm_for_euclid_dist")
+            vals, ids = torch.topk(d, k, dim=1, largest=False, sorted=True)
+            idx_out[start : start + block.shape[0]] = ids.cpu().numpy()
+            sq_out[start : start + block.shape[0]] = (vals * vals).cpu().numpy()
+    return idx_out, sq_out
+
+
+def _repair_missing(
+    x: np.ndarray, idx: np.ndarray, sq: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate indices return ``-1`` when a probe finds fewer than ``k`` points: redo those
+    rows exactly (few rows, so brute force on them alone is cheap)."""
+    bad = np.flatnonzero((idx < 0).any(axis=1))
+    if bad.size == 0:
+        return idx, sq
+    import faiss
+
+    flat = faiss.IndexFlatL2(x.shape[1])
+    flat.add(x)
+    sq_b, idx_b = flat.search(np.ascontiguousarray(x[bad]), k)
+    idx = idx.copy()
+    sq = sq.copy()
+    idx[bad] = idx_b
+    sq[bad] = sq_b
+    return idx, sq
+
+
+def _self_first(idx: np.ndarray, sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Put each point in column 0 with distance 0 and keep the rest sorted (vectorised).
+
+    Rows where the point is missing (more than ``k`` exact duplicates) get it in place of their
+    last column. A stable sort on ``(distance, with self forced to -1)`` then moves it first.
+    """
+    n = idx.shape[0]
+    rows = np.arange(n)[:, None]
+    is_self = idx == rows
+    missing = ~is_self.any(axis=1)
+    if missing.any():
+        idx = idx.copy()
+        sq = sq.copy()
+        idx[missing, -1] = np.flatnonzero(missing)
+        is_self = idx == rows
+    key = np.where(is_self, -1.0, np.maximum(sq, 0.0)).astype(np.float64)
+    order = np.argsort(key, axis=1, kind="stable")
+    idx = np.take_along_axis(idx, order, axis=1)
+    sq = np.take_along_axis(sq, order, axis=1)
+    sq[:, 0] = 0.0
+    return idx, sq

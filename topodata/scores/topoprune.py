@@ -1,0 +1,417 @@
+"""TopoPrune: per-sample topological displacement on the global manifold (DESIGN.md §5).
+
+Steps of :func:`topoprune` (timings in ``MethodOutput.timings_s`` under the same names):
+
+1. **manifold** — :func:`topodata.manifold.global_manifold`: L2-normalised features, FAISS kNN,
+   UMAP to ``n_components`` dimensions, standardised per component → ``Z`` (n, d).
+2. **knn** — FAISS kNN of ``Z`` with ``k_local`` others per sample, within each class by default;
+   neighbourhood ``P_i = {i} ∪ N_k(i)``, an (n, k_local + 1) index array.
+3. **local_topology** — Vietoris–Rips persistence of every ``P_i`` at once: H0 with its critical
+   (spanning-tree) edges from :func:`topodata.topology.h0_point_cloud` in one batched call; H1 with
+   its birth/death edges from ripser for a random fraction ``h1_fraction`` of the neighbourhoods.
+4. **displacement** — ``steps`` plain gradient steps on ``Z`` of the summed local loss
+   ``Σ_i w_i Σ_(b,d)∈Dgm(P_i) |d − b|^power``, autograd running through the critical edges only;
+   the score is ``‖Z_i(T) − Z_i(0)‖``. The trees are recomputed at every step; the H1 edges are
+   kept from step 0 (rerunning ripser per step would multiply its cost by ``steps``).
+
+Score direction: **higher = more displaced** = carries or breaks local structure (or is noise).
+The framework's ``coverage`` strategy drops the top ``β`` and spreads the budget over score strata.
+
+Choices made by measurement (``scripts/bench_topoprune.py``; numbers in :data:`MEASUREMENTS`):
+
+- **Density.** UMAP equalises density, which hid the dense redundant blobs of the density fixture
+  (see :mod:`topodata.manifold`). ``density='radius'`` measures each neighbourhood's filtration
+  in the *original* features' units: ``w_i = ρ_i^power`` with ``ρ_i`` the ratio of the mean
+  distance from ``i`` to the members of ``P_i`` in the L2-normalised features and in ``Z`` (how
+  much UMAP stretched that neighbourhood), divided by its median. Membership still comes from the
+  manifold (topology), scale from the features (density).
+- **Step size.** ``lr = step_size · median H0 death / max_i ‖∇_i‖`` at step 0: the fastest point
+  moves ``step_size`` median edge lengths, so the quadratic (power=2) loss cannot diverge
+  whatever the weights, and the scores do not depend on the scale of ``Z``.
+- **Neighbourhoods per class** by default: a mislabelled sample then sits far from its own
+  class, gets long critical edges and the largest displacement, and is dropped by ``β``.
+- **H1 off** by default (``h1_fraction=0``): ripser costs ~1 ms per neighbourhood.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import _validation as V
+from . import MethodOutput
+
+__all__ = ["TopoPruneConfig", "CONFIG", "topoprune", "local_neighbourhoods", "topological_displacement",
+           "SCORES", "MEASUREMENTS"]
+
+SCORES = ("displacement", "total_persistence", "entropy", "h1_count")
+MANIFOLDS = ("umap", "densmap", "none")
+DENSITY = ("radius", "none")
+NEIGHBOURHOODS = ("class", "global")
+
+#: Filled from scripts/bench_topoprune.py; see the module docstring.
+MEASUREMENTS: dict[str, Any] = {}
+
+
+@dataclass
+class TopoPruneConfig:
+    """Hyper-parameters of :func:`topoprune`; each becomes ``topodata select --<name-with-dashes>``."""
+
+    score: str = field(
+        default="displacement",
+        metadata={"help": "per-sample score: displacement (gradient flow, the method), or the cheaper "
+                          "diagram summaries of each sample's neighbourhood: total_persistence, "
+                          "entropy (H0 persistence entropy), h1_count (runs ripser on every "
+                          "neighbourhood)"},
+    )
+    manifold: str = field(
+        default="umap",
+        metadata={"help": "global stage: umap, densmap (density-preserving UMAP) or none "
+                          "(the L2-normalised features themselves)"},
+    )
+    n_components: int = field(default=8, metadata={"help": "dimension of the UMAP manifold"})
+    umap_neighbors: int = field(
+        default=15, metadata={"help": "kNN size of the feature graph given to UMAP (including self)"}
+    )
+    min_dist: float = field(default=0.1, metadata={"help": "UMAP min_dist"})
+    density: str = field(
+        default="radius",
+        metadata={"help": "radius: measure each neighbourhood in the original features' local scale "
+                          "(undoes UMAP's density equalisation); none: as the manifold left it"},
+    )
+    k_local: int = field(
+        default=16, metadata={"help": "neighbours of each sample in its local neighbourhood (not counting itself)"}
+    )
+    neighbourhoods: str = field(
+        default="class",
+        metadata={"help": "class: neighbours from the sample's own class (each class needs more than "
+                          "k_local samples); global: from all samples"},
+    )
+    steps: int = field(default=3, metadata={"help": "gradient steps of the displacement flow"})
+    step_size: float = field(
+        default=0.5,
+        metadata={"help": "largest first step, in median H0 death lengths (the learning rate is "
+                          "scaled from it)"},
+    )
+    power: float = field(
+        default=2.0, metadata={"help": "exponent of each lifetime in the total-persistence loss"}
+    )
+    h1_fraction: float = field(
+        default=0.0,
+        metadata={"help": "fraction of neighbourhoods whose H1 (ripser, ~1 ms each) joins the loss; "
+                          "0 = H0 only"},
+    )
+    h1_weight: float = field(default=1.0, metadata={"help": "weight of the H1 term against H0"})
+    knn_method: str = field(
+        default="auto", metadata={"help": "FAISS index for both kNN graphs: auto, exact, ivf or hnsw"}
+    )
+    knn_device: str = field(
+        default="auto", metadata={"help": "where kNN runs: auto (GPU when present), cpu or cuda"}
+    )
+    n_jobs: int = field(default=1, metadata={"help": "processes for ripser's H1 (-1 = all cores)"})
+
+    def __post_init__(self) -> None:
+        from ..neighbors import DEVICES, METHODS as KNN_METHODS
+
+        V.check_options(self.score, "score", SCORES)
+        V.check_options(self.manifold, "manifold", MANIFOLDS)
+        V.check_scalar(self.n_components, "n_components", (int, np.integer), min_val=1)
+        V.check_scalar(self.umap_neighbors, "umap_neighbors", (int, np.integer), min_val=2)
+        V.check_scalar(self.min_dist, "min_dist", (int, float), min_val=0.0)
+        V.check_options(self.density, "density", DENSITY)
+        V.check_scalar(self.k_local, "k_local", (int, np.integer), min_val=2)
+        V.check_options(self.neighbourhoods, "neighbourhoods", NEIGHBOURHOODS)
+        V.check_scalar(self.steps, "steps", (int, np.integer), min_val=1)
+        V.check_scalar(self.step_size, "step_size", (int, float), min_val=0.0, include_min=False)
+        V.check_scalar(self.power, "power", (int, float), min_val=0.0, include_min=False)
+        V.check_scalar(self.h1_fraction, "h1_fraction", (int, float), min_val=0.0, max_val=1.0)
+        V.check_scalar(self.h1_weight, "h1_weight", (int, float), min_val=0.0)
+        V.check_options(self.knn_method, "knn_method", KNN_METHODS)
+        V.check_options(self.knn_device, "knn_device", DEVICES)
+        V.check_scalar(self.n_jobs, "n_jobs", (int, np.integer))
+        if self.n_jobs == 0 or self.n_jobs < -1:
+            raise V.TopodataInputError(f"n_jobs must be a positive number of processes or -1; got {self.n_jobs}")
+
+
+CONFIG = TopoPruneConfig
+
+
+# ----------------------------------------------------------------------------- neighbourhoods
+def local_neighbourhoods(
+    z: np.ndarray,
+    labels: np.ndarray | None,
+    k_local: int,
+    *,
+    knn_method: str = "auto",
+    device: str = "auto",
+    random_state: Any = None,
+) -> np.ndarray:
+    """Neighbourhoods ``P_i = {i} ∪ N_k(i)`` as an (n_samples, k_local + 1) int64 index array.
+
+    Column 0 is ``i`` itself, then its ``k_local`` nearest neighbours in ``z`` by increasing
+    distance, all indices into ``z``. With ``labels`` the neighbours come from ``i``'s own class
+    (one FAISS call per class, not per sample); with ``labels=None`` from all samples.
+
+    Raises
+    ------
+    TopodataInputError
+        If a class (or the whole set) has at most ``k_local`` samples.
+    """
+    from ..neighbors import knn
+
+    rng = V.check_random_state(random_state)
+    n = z.shape[0]
+    if labels is None:
+        if n <= k_local:
+            raise V.TopodataInputError(
+                f"k_local={k_local} needs at least {k_local + 1} samples; got {n}. Lower k_local"
+            )
+        idx, _ = knn(z, k_local + 1, method=knn_method, device=device, random_state=rng)
+        return idx
+    classes, counts = np.unique(labels, return_counts=True)
+    small = counts <= k_local
+    if small.any():
+        c, m = int(classes[small][0]), int(counts[small][0])
+        raise V.TopodataInputError(
+            f"class {c} has {m} samples but k_local={k_local} per-class neighbourhoods need at "
+            f"least {k_local + 1}; lower --k-local, use --neighbourhoods global, or drop the class"
+        )
+    out = np.empty((n, k_local + 1), dtype=np.int64)
+    for c in classes:  # a loop over classes, not samples
+        members = np.flatnonzero(labels == c)
+        idx, _ = knn(z[members], k_local + 1, method=knn_method, device=device, random_state=rng)
+        out[members] = members[idx]
+    return out
+
+
+def _stretch_weights(f: np.ndarray, z: np.ndarray, neigh: np.ndarray, power: float) -> np.ndarray:
+    """``w_i = ρ_i^power``, ``ρ_i`` = mean ‖f_i − f_j‖ / mean ‖z_i − z_j‖ over ``j ∈ P_i``, over its median.
+
+    How much the global map stretched each neighbourhood; multiplying a neighbourhood's
+    lifetimes by ``ρ_i`` measures its filtration in the features' own local scale.
+    """
+    others = neigh[:, 1:]
+    r_f = np.linalg.norm(f[others] - f[:, None, :], axis=2).mean(axis=1)
+    r_z = np.linalg.norm(z[others] - z[:, None, :], axis=2).mean(axis=1)
+    positive = r_z > 0
+    rho = np.where(positive, r_f / np.where(positive, r_z, 1.0), 1.0)
+    med = np.median(rho)
+    rho = rho / med if med > 0 else np.ones_like(rho)
+    return rho**power
+
+
+# ----------------------------------------------------------------------------- the flow
+def topological_displacement(
+    z: np.ndarray,
+    neigh: np.ndarray,
+    *,
+    steps: int = 3,
+    step_size: float = 0.5,
+    power: float = 2.0,
+    weights: np.ndarray | None = None,
+    h1_sample: np.ndarray | None = None,
+    h1_edges: list[np.ndarray] | None = None,
+    h1_weight: float = 1.0,
+) -> np.ndarray:
+    """Move the points down the summed local total persistence; return how far each moved.
+
+    Parameters
+    ----------
+    z : ndarray of shape (n_samples, d)
+        Manifold coordinates ``Z(0)``.
+    neigh : ndarray of int64, shape (n_samples, k + 1)
+        Neighbourhoods from :func:`local_neighbourhoods`.
+    steps, step_size, power : see :class:`TopoPruneConfig`.
+    weights : ndarray of shape (n_samples,), optional
+        Per-neighbourhood loss weights (``density='radius'``); None = all 1.
+    h1_sample, h1_edges : optional
+        Rows of ``neigh`` with an H1 term and, for each, its critical edges (m, 4) within the
+        neighbourhood (``H1Diagram.edges`` at ``Z(0)``), kept fixed over the steps.
+    h1_weight : float, default=1.0
+
+    Returns
+    -------
+    ndarray of shape (n_samples,), float64
+        ``‖Z_i(T) − Z_i(0)‖``; 0 for points that no loss reaches.
+
+    Notes
+    -----
+    Plain gradient descent on purpose: adaptive optimisers (Adam) rescale every coordinate's step
+    to about the learning rate, which would erase exactly the magnitude differences the score is
+    made of.
+    """
+    import torch
+
+    from ..topology import h0_point_cloud, h1_total_persistence
+
+    z0 = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
+    nb = torch.from_numpy(np.ascontiguousarray(neigh, dtype=np.int64))
+    w = None if weights is None else torch.from_numpy(np.asarray(weights, dtype=np.float32))
+    if h1_sample is not None and len(h1_sample):
+        h1_rows = torch.from_numpy(np.asarray(h1_sample, dtype=np.int64))
+    else:
+        h1_rows = None
+    zt = z0.clone()
+    lr = None
+    for _ in range(int(steps)):
+        zt.requires_grad_(True)
+        deaths = h0_point_cloud(zt[nb]).deaths  # gradient flows through the critical edges
+        per = (deaths**power).sum(dim=1)
+        loss = (per * w).sum() if w is not None else per.sum()
+        if h1_rows is not None:
+            pts = zt[nb[h1_rows]]
+            per1 = h1_total_persistence(pts, h1_edges, p=power, reduction="none")
+            loss = loss + h1_weight * ((per1 * w[h1_rows]).sum() if w is not None else per1.sum())
+        (grad,) = torch.autograd.grad(loss, zt)
+        if lr is None:
+            gmax = float(grad.norm(dim=1).max())
+            med = float(deaths.detach().median())
+            lr = step_size * med / gmax if gmax > 0 else 0.0
+        zt = (zt - lr * grad).detach()
+    return (zt - z0).norm(dim=1).double().numpy()
+
+
+# ----------------------------------------------------------------------------- the method
+def topoprune(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    budgets: dict[int, int],
+    rng: np.random.Generator,
+    dynamics: Any = None,
+    **params: Any,
+) -> MethodOutput:
+    """TopoPrune scores: displacement under a local topological flow on the global manifold.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_samples, n_features)
+    labels : ndarray of shape (n_samples,)
+    budgets : dict
+        Unused (the framework's ``coverage`` strategy selects from the scores).
+    rng : numpy Generator
+        Seeds UMAP, IVF and the H1 subsample; same seed ⇒ same scores.
+    dynamics : ignored
+    **params : fields of :class:`TopoPruneConfig`.
+
+    Returns
+    -------
+    MethodOutput
+        ``scores`` (n_samples,) float64, higher = more displaced; ``params`` = the config plus
+        derived values; ``timings_s`` for ``manifold``, ``knn``, ``local_topology``,
+        ``displacement``; ``extras`` = ``{"manifold": Z, "neighbourhoods": [...]}`` (a few
+        neighbourhoods' diagrams for :func:`topodata.plots.plot_diagrams`).
+
+    Raises
+    ------
+    TopodataInputError
+        Unknown or out-of-range parameters; a class with at most ``k_local`` samples when
+        ``neighbourhoods='class'``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topodata.scores.topoprune import topoprune
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(60, 5)); y = np.repeat([0, 1], 30)
+    >>> out = topoprune(x, y, budgets={0: 3, 1: 3}, rng=rng, manifold="none", k_local=8)
+    >>> out.scores.shape
+    (60,)
+    """
+    try:
+        cfg = TopoPruneConfig(**params)
+    except TypeError as exc:  # unknown keyword: name the valid ones
+        valid = ", ".join(f.replace("_", "-") for f in TopoPruneConfig.__dataclass_fields__)
+        raise V.TopodataInputError(f"topoprune: {exc}; valid options: {valid}") from None
+    x, y = V.check_features_labels(features, labels)
+    from ..manifold import global_manifold, l2_normalize
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    method = "none" if cfg.manifold == "none" else "umap"
+    z = global_manifold(
+        x, method=method, n_components=cfg.n_components, n_neighbors=min(cfg.umap_neighbors, x.shape[0] - 1),
+        min_dist=cfg.min_dist, densmap=cfg.manifold == "densmap", knn_method=cfg.knn_method,
+        device=cfg.knn_device, random_state=V.derive_seed(rng),
+    )
+    timings["manifold"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    neigh = local_neighbourhoods(
+        z, y if cfg.neighbourhoods == "class" else None, cfg.k_local,
+        knn_method=cfg.knn_method, device=cfg.knn_device, random_state=V.derive_seed(rng),
+    )
+    timings["knn"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    from ..topology import diagram_summaries, h0_point_cloud, h1_point_cloud_batch
+
+    weights = None
+    if cfg.density == "radius" and method != "none":
+        weights = _stretch_weights(l2_normalize(x), z, neigh, cfg.power)
+    h0 = h0_point_cloud(z[neigh])
+    n = z.shape[0]
+    h1_rows = np.empty(0, dtype=np.int64)
+    if cfg.score == "h1_count":
+        h1_rows = np.arange(n)
+    elif cfg.h1_fraction > 0:
+        m = max(1, int(round(cfg.h1_fraction * n)))
+        h1_rows = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+    h1 = h1_point_cloud_batch(z[neigh[h1_rows]], n_jobs=cfg.n_jobs) if h1_rows.size else []
+    timings["local_topology"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    if cfg.score == "displacement":
+        scores = topological_displacement(
+            z, neigh, steps=cfg.steps, step_size=cfg.step_size, power=cfg.power, weights=weights,
+            h1_sample=h1_rows, h1_edges=[d.edges for d in h1], h1_weight=cfg.h1_weight,
+        )
+    else:
+        scores = _summary_scores(cfg, h0.deaths, h1_rows, h1, weights, diagram_summaries)
+    timings["displacement"] = time.perf_counter() - t0
+
+    params_used = asdict(cfg)
+    params_used.update(
+        n_h1_neighbourhoods=int(h1_rows.size),
+        manifold_shape=list(z.shape),
+        median_h0_death=float(np.median(h0.deaths)),
+    )
+    extras = {"manifold": z, "neighbourhoods": _example_diagrams(z, neigh, h0.deaths, scores)}
+    return MethodOutput(scores=scores, params=params_used, timings_s=timings, extras=extras)
+
+
+def _summary_scores(cfg, deaths, h1_rows, h1, weights, diagram_summaries) -> np.ndarray:
+    """The cheap ablations: one diagram summary of ``P_i`` as the score of ``i``."""
+    n = deaths.shape[0]
+    summ = diagram_summaries(deaths, p=cfg.power)
+    if cfg.score == "entropy":
+        return summ["persistence_entropy_h0"].astype(np.float64)
+    if cfg.score == "h1_count":
+        return diagram_summaries(deaths, [d.pairs for d in h1])["n_pairs_h1"].astype(np.float64)
+    total = summ["total_persistence_h0"].astype(np.float64)
+    if h1_rows.size:
+        t1 = diagram_summaries(deaths[h1_rows], [d.pairs for d in h1], p=cfg.power)["total_persistence_h1"]
+        total[h1_rows] += cfg.h1_weight * t1
+    return total * weights if weights is not None else total
+
+
+def _example_diagrams(z, neigh, deaths, scores, n_examples: int = 4) -> list[dict[str, Any]]:
+    """Diagrams of the least, two middle and most displaced samples' neighbourhoods, for plots."""
+    from ..topology import h1_point_cloud
+
+    order = np.argsort(scores, kind="stable")
+    picks = order[np.unique(np.linspace(0, len(order) - 1, n_examples).round().astype(int))]
+    out = []
+    for i in picks.tolist():
+        h1 = h1_point_cloud(z[neigh[i]])
+        out.append({
+            "center": int(i),
+            "indices": neigh[i].copy(),
+            "score": float(scores[i]),
+            "h0": np.asarray(deaths[i], dtype=np.float64),
+            "h1": h1.pairs,
+        })
+    return out
