@@ -25,6 +25,7 @@ a default)::
     lr = 0.05                         # peak of the one-cycle schedule
     device = "auto"
     params = {}                       # more keywords for topodata.train.fit (weight_decay, ...)
+    probe = {}                        # options of the probe (C, max_iter), see probe_on_subset
 
     [selection]
     strategy = "coverage"             # default: each method's own
@@ -91,6 +92,7 @@ class TrainerSpec:
     lr: float = 0.05
     device: str = "auto"
     params: dict[str, Any] = field(default_factory=dict)
+    probe: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,7 @@ def parse_pipeline(text: str, *, name: str = "pipeline", origin: str = "<string>
         seed=r.scalar("embedder.seed", emb.get("seed", 0), int, lo=0),
         params=r.table("embedder.params", emb.get("params", {})),
     )
-    tr = r.keys("trainer", ("model", "steps", "batch_size", "lr", "device", "params"), top.get("trainer", {}))
+    tr = r.keys("trainer", ("model", "steps", "batch_size", "lr", "device", "params", "probe"), top.get("trainer", {}))
     trainer_model = r.scalar("trainer.model", tr.get("model", "smallcnn"), str)
     steps = tr.get("steps")
     if steps is None and trainer_model != PROBE:
@@ -254,6 +256,7 @@ def parse_pipeline(text: str, *, name: str = "pipeline", origin: str = "<string>
         lr=float(r.scalar("trainer.lr", tr.get("lr", 0.05), (int, float), lo=0.0, include_lo=False)),
         device=r.scalar("trainer.device", tr.get("device", "auto"), str),
         params=r.table("trainer.params", tr.get("params", {})),
+        probe=r.table("trainer.probe", tr.get("probe", {})),
     )
     sel = r.keys("selection", ("strategy", "class_balance", "method_params"), top.get("selection", {}))
     from ..select import STRATEGIES
@@ -407,38 +410,30 @@ def enumerate_cells(pipeline: Pipeline, *, only_methods: tuple[str, ...] | None 
                     f"only_methods has {m!r}, which the pipeline does not run; choose from "
                     f"{list(pipeline.methods)}"
                 )
-    keep = (lambda m: m in only_methods) if only_methods else (lambda m: True)
     e0, t0 = pipeline.embedder.model, pipeline.trainer.model
-    cells: list[Cell] = []
-
-    def add(cell: Cell) -> None:
-        if cell not in seen:
-            seen.add(cell)
-            cells.append(cell)
-
-    seen: set[Cell] = set()
-    trainers = [t0, *(pipeline.transfer.trainers if pipeline.transfer else ())]
+    tf = pipeline.transfer
+    cells: dict[Cell, None] = {}  # an ordered set: a cell reached twice (e.g. A = e0, B = t0) runs once
     for seed in pipeline.seeds:
         if pipeline.full_data:  # always, even with only_methods: the gap metric needs them
-            for t in dict.fromkeys(trainers):
-                embedders = [e0, *(pipeline.transfer.embedders if pipeline.transfer else ())]
-                for e in (dict.fromkeys(embedders) if t == PROBE else ["none"]):
-                    add(Cell(FULL, 0.0, seed, e, t))
+            for t in dict.fromkeys([t0, *(tf.trainers if tf else ())]):
+                embedders = [e0, *(tf.embedders if tf else ())] if t == PROBE else ["none"]
+                for e in dict.fromkeys(embedders):
+                    cells.setdefault(Cell(FULL, 0.0, seed, e, t))
     for seed in pipeline.seeds:
         for rate in pipeline.rates:
             for method in pipeline.methods:
-                if not keep(method):
+                if only_methods and method not in only_methods:
                     continue
-                add(Cell(method, rate, seed, e0, t0))
+                cells.setdefault(Cell(method, rate, seed, e0, t0))
                 blind = ignores_embedding(method)
                 # noise perturbs only the selection (a probe still reads clean features), so a method
                 # that ignores the embedding would repeat its clean cell exactly
                 if pipeline.noise and method in pipeline.noise.methods and not blind:
                     for s in pipeline.noise.scales:
-                        add(Cell(method, rate, seed, e0, t0, s))
-                if pipeline.transfer and method in pipeline.transfer.methods:
-                    for e in pipeline.transfer.embedders:
-                        for t in pipeline.transfer.trainers:
+                        cells.setdefault(Cell(method, rate, seed, e0, t0, s))
+                if tf and method in tf.methods:
+                    for e in tf.embedders:
+                        for t in tf.trainers:
                             # same selection, same training for every embedder: keep one
-                            add(Cell(method, rate, seed, e0 if blind and t != PROBE else e, t))
-    return cells
+                            cells.setdefault(Cell(method, rate, seed, e0 if blind and t != PROBE else e, t))
+    return list(cells)

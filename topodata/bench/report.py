@@ -199,12 +199,13 @@ def _transfer_matrix(stats: dict, p: Pipeline, method: str, rate: float) -> tupl
     tf = p.transfer
     e0 = p.embedder.model
     blind = ignores_embedding(method)
-    labels = ["any embedder"] if blind else list(tf.embedders)
+    # such a method selects the same subset from any embedder: one row, unless a probe (which reads
+    # each embedder's features) makes the rows differ
+    labels = ["any embedder"] if blind and PROBE not in tf.trainers else list(tf.embedders)
     grid = np.full((len(labels), len(tf.trainers), 3), np.nan)
     for i, e in enumerate(labels):
         for j, t in enumerate(tf.trainers):
-            emb = e if not blind else (e0 if t != PROBE else None)
-            s = stats.get((method, rate, emb, t)) if emb else None
+            s = stats.get((method, rate, e0 if blind and t != PROBE else e, t))
             if s:
                 grid[i, j] = s
     return labels, grid
@@ -216,7 +217,8 @@ def _transfer_section(rows: list[Row], p: Pipeline) -> list[str]:
     stats = _transfer_stats(rows, p)
     out = ["## Transfer: selection from embedder A, trained model B", "",
            "Test accuracy (%) of model B (columns) trained on the subset chosen on embedder A's "
-           "features (rows). A method that ignores the embedding (random) has one row.", ""]
+           "features (rows). A method that ignores the embedding (random) has one row (or equal rows). "
+           "The full-data row of a probe column uses the default embedder's features.", ""]
     full = [stats.get((FULL, 0.0, _full_embedder(p, t), t)) for t in tf.trainers]
     for rate in p.rates:
         for m in tf.methods:
@@ -288,6 +290,13 @@ def plot_noise(rows: list[Row], pipeline: Pipeline) -> bytes | None:
     scales = (0.0, *p.noise.scales)
     for i, rate in enumerate(rates):
         for m in p.noise.methods:
+            if ignores_embedding(m):  # no noisy cells: its selection and accuracy equal the clean ones
+                if (m, rate, 0.0) in acc:
+                    a = acc[(m, rate, 0.0)]
+                    axes[i, 0].plot(scales, [1.0] * len(scales), "k--", label=m)
+                    axes[i, 1].errorbar(scales, [100 * a[0]] * len(scales), yerr=[100 * a[1]] * len(scales),
+                                        fmt="k--", capsize=3, label=m)
+                continue
             xs = [s for s in scales if (m, rate, s) in acc]
             if not xs:
                 continue

@@ -177,8 +177,8 @@ class _Context:
             )
             seconds = time.perf_counter() - t0
             res.extras = {}  # plot arrays; not needed here and large
-            res.manifest["embedder"] = {"model": cell.embedder, "noise_scale": cell.noise,
-                                        **{k: v for k, v in self.p.protocol()["embedder"].items()}}
+            res.manifest["embedder"] = {**self.p.protocol()["embedder"], "model": cell.embedder,
+                                        "noise_scale": cell.noise}
         self._selections[key] = res
         while len(self._selections) > 8:
             self._selections.popitem(last=False)
@@ -191,7 +191,7 @@ class _Context:
 
             emb = self.embedding(cell.embedder)  # clean features: noise only perturbs the selection
             return probe_on_subset(emb.features, emb.labels, emb.features_test, emb.labels_test, indices,
-                                   random_state=cell.seed, **t.params)
+                                   random_state=cell.seed, **t.probe)
         from ..train.subset import train_on_subset
 
         return train_on_subset(
@@ -247,9 +247,34 @@ def _run_cell(cell: Cell, ctx: _Context) -> dict[str, Any]:
     return row
 
 
-def _check_models(p: Pipeline) -> None:
-    """Fail before any compute on a model name the library does not know."""
+def _check_names(p: Pipeline) -> None:
+    """Fail before any compute on a model name or an option the library does not know."""
+    import inspect
+
+    from ..embed import embed, embed_cached
     from ..embed.models import MODELS
+    from ..train import fit
+    from ..train.subset import probe_on_subset, train_on_subset
+
+    def accepted(*funcs, drop=()):
+        names = set()
+        for f in funcs:
+            names |= {k for k, v in inspect.signature(f).parameters.items() if v.kind == v.KEYWORD_ONLY}
+        return names - set(drop)
+
+    checks = (
+        ("embedder.params", p.embedder.params,
+         accepted(embed_cached, embed, drop=("model", "proxy_fraction", "random_state", "progress"))),
+        ("trainer.params", p.trainer.params,
+         accepted(fit, drop=set(inspect.signature(train_on_subset).parameters) | {"epochs"})),
+        ("trainer.probe", p.trainer.probe, accepted(probe_on_subset, drop=("random_state",))),
+    )
+    for key, given, allowed in checks:
+        unknown = sorted(set(given) - allowed)
+        if unknown:
+            raise V.TopodataInputError(
+                f"pipeline {p.name!r}: {key} has unknown option {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}"
+            )
 
     embedders = {p.embedder.model, *(p.transfer.embedders if p.transfer else ())}
     trainers = {p.trainer.model, *(p.transfer.trainers if p.transfer else ())}
@@ -261,22 +286,26 @@ def _check_models(p: Pipeline) -> None:
                 )
 
 
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
+    return out
+
+
 def _check_protocol(out: Path, p: Pipeline, rows: list[dict]) -> None:
+    """Refuse to mix numbers of two protocols in one results folder (see ``Pipeline.protocol``)."""
     path = out / "protocol.json"
     if path.is_file():
-        old = json.loads(path.read_text())
-        new = json.loads(json.dumps(p.protocol(), default=str))
-        if old != new:
-            diff = sorted(
-                f"{s}.{k}" for s in new for k in set(old.get(s, {})) | set(new[s])
-                if isinstance(new[s], dict) and old.get(s, {}).get(k) != new[s].get(k)
-            ) or sorted(k for k in new if old.get(k) != new[k])
+        old = _flat(json.loads(path.read_text()))
+        new = _flat(json.loads(json.dumps(p.protocol(), default=str)))
+        diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        if diff:
             raise V.TopodataInputError(
                 f"{out} holds results of another protocol (differs in {', '.join(diff)}); "
                 "use another --out folder or delete it"
             )
-    stale = {r["protocol"] for r in rows} - {p.protocol_hash()}
-    if stale and not path.is_file():
+    elif {r["protocol"] for r in rows} - {p.protocol_hash()}:
         raise V.TopodataInputError(f"{out}/results.csv was written under another protocol; use another --out")
 
 
@@ -325,7 +354,7 @@ def run_pipeline(
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {str(out)!r} exists and is not a folder")
     cells = enumerate_cells(p, only_methods=tuple(only_methods) if only_methods else None)
-    _check_models(p)
+    _check_names(p)
     csv_path = out / "results.csv"
     rows = read_results(csv_path)
     _check_protocol(out, p, rows)

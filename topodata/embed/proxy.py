@@ -67,6 +67,9 @@ class EmbedResult:
         Per-sample training dynamics of the proxy run, where recorded.
     cache_path : Path or None
         The cache entry this result was stored in or loaded from.
+    from_cache : bool
+        True when :func:`embed_cached` loaded it instead of training (the manifest's timings are
+        then those of the run that filled the entry).
     """
 
     features: np.ndarray
@@ -77,6 +80,7 @@ class EmbedResult:
     model: Any = None
     dynamics: Any = None
     cache_path: Path | None = field(default=None, repr=False)
+    from_cache: bool = False
 
     def to_files(self, *, include_model: bool = False) -> dict[str, bytes]:
         """The files of :meth:`save` as ``{name: bytes}`` (``manifest.json`` last)."""
@@ -436,6 +440,7 @@ def embed_cached(
         except (FileNotFoundError, V.TopodataInputError) as exc:
             logger.warning("cached embedding %s is unusable (%s); recomputing", entry, exc)
         else:
+            result.from_cache = True
             msg = f"topodata: loaded cached embedding of {spec!r} ({model}) from {entry}"
             logger.info(msg)
             if progress:

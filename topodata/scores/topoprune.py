@@ -268,7 +268,7 @@ def topological_displacement(
         (grad,) = torch.autograd.grad(loss, zt)
         if lr is None:
             gmax = float(grad.norm(dim=1).max())
-            med = float(deaths.detach().median())
+            med = float(np.median(deaths.detach().numpy()))  # torch's median is the lower one
             lr = step_size * med / gmax if gmax > 0 else 0.0
         zt = (zt - lr * grad).detach()
     return (zt - z0).norm(dim=1).double().numpy()
@@ -321,11 +321,11 @@ def topoprune(
     >>> out.scores.shape
     (60,)
     """
-    try:
-        cfg = TopoPruneConfig(**params)
-    except TypeError as exc:  # unknown keyword: name the valid ones
-        valid = ", ".join(f.replace("_", "-") for f in TopoPruneConfig.__dataclass_fields__)
-        raise V.TopodataInputError(f"topoprune: {exc}; valid options: {valid}") from None
+    unknown = sorted(set(params) - set(TopoPruneConfig.__dataclass_fields__))
+    if unknown:
+        valid = ", ".join(TopoPruneConfig.__dataclass_fields__)
+        raise V.TopodataInputError(f"topoprune got unknown option(s) {unknown}; valid options: {valid}")
+    cfg = TopoPruneConfig(**params)
     x, y = V.check_features_labels(features, labels)
     from ..manifold import global_manifold, l2_normalize
 

@@ -165,8 +165,8 @@ def fit(
         lr/25 to lr, then cosine down to lr/1e4 (``torch.optim.lr_scheduler.OneCycleLR``, momentum
         not cycled).
     augment : {'auto', 'none', 'crop', 'crop-flip'}, default='auto'
-        On-device batched augmentation: random crop with zero padding (4 px for 28-32 px images,
-        1 px for 8x8) and optionally a horizontal flip with probability 1/2. ``auto`` crops images
+        On-device batched augmentation: random crop with zero padding (1/8 of the side: 4 px for
+        32x32, 3 for 28x28, 1 for 8x8) and optionally a horizontal flip with probability 1/2. ``auto`` crops images
         and leaves feature vectors alone; pass ``dataset.augment`` to add flips where meaningful.
     device : {'auto', 'cpu', 'cuda'} or torch.device, default='auto'
     random_state : None, int or numpy Generator, default=0

@@ -134,6 +134,9 @@ def layer_graph(
     import torch
     import torch.nn as nn
 
+    V.check_options(conv, "conv", CONV_GRAPHS)
+    if not isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        raise TypeError(f"layer {name!r} must be nn.Linear or nn.Conv1d/2d/3d; got {type(module).__name__}")
     W = effective_weight(module).abs().to(torch.float64).cpu()
     shape = tuple(W.shape)
     if isinstance(module, nn.Linear) or (W.ndim > 2 and conv in ("aggregate", "aggregate-l2")):

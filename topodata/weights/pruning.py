@@ -66,7 +66,7 @@ def _n_kept(n: int, sparsity: float) -> int:
     """Kept count at ``sparsity``: ``n - floor(sparsity * n)``, as ``topodata select`` rounds."""
     from ..select import n_kept
 
-    return n_kept(n, sparsity) if sparsity > 0 else n
+    return n_kept(n, sparsity)
 
 
 def _check_sparsity(value: Any, name: str, *, allow_zero: bool) -> float:

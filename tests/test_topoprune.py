@@ -1,0 +1,180 @@
+"""TopoPrune: scores, determinism, the density check, the gradient path, selection and plots."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+import topodata
+from topodata._validation import TopodataInputError
+from topodata.manifold import density_fixture
+from topodata.scores.topoprune import (
+    CONFIG,
+    TopoPruneConfig,
+    local_neighbourhoods,
+    topological_displacement,
+    topoprune,
+)
+from topodata.select import class_budgets, n_kept
+from topodata.topology import diagram_summaries, h0_point_cloud, h0_total_persistence
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """The first 600 of scikit-learn's 8×8 digits (pixels as features, 10 classes, ~60 each)."""
+    x, y = load_digits(return_X_y=True)
+    return x[:600], y[:600]
+
+
+def _run(x, y, seed=0, **params):
+    return topoprune(x, y, budgets={}, rng=np.random.default_rng(seed), **params)
+
+
+@pytest.fixture(scope="module")
+def density_run():
+    """Density fixture (:func:`topodata.manifold.density_fixture`): 2 classes, each a Gaussian blob
+    of 150 points (σ = 0.05) and a circle of 50 points (radius 3, noise σ = 0.05) around a centre of
+    norm 10, in 16-d, seed 0; TopoPrune with its defaults (UMAP to 8-d, density='radius')."""
+    x, y, on_circle = density_fixture(n_classes=2, n_blob=150, n_circle=50, random_state=0)
+    return _run(x, y), on_circle
+
+
+def test_circle_scores_above_blob(density_run):
+    out, on_circle = density_run
+    assert out.scores[on_circle].mean() > 1.5 * out.scores[~on_circle].mean()
+
+
+def test_output_contract(density_run):
+    out, _ = density_run
+    n = out.scores.shape[0]
+    assert out.scores.shape == (n,) and out.scores.dtype == np.float64
+    assert np.isfinite(out.scores).all() and (out.scores >= 0).all()
+    assert set(out.timings_s) == {"manifold", "knn", "local_topology", "displacement"}
+    assert out.extras["manifold"].shape == (n, 8)
+    for f in dataclasses.fields(TopoPruneConfig):
+        assert out.params[f.name] == f.default
+    diagrams = out.extras["neighbourhoods"]
+    assert 2 <= len(diagrams) <= 4
+    assert all(d["h0"].shape == (16,) and d["h1"].ndim == 2 for d in diagrams)
+
+
+def test_select_hits_budgets_exactly(digits):
+    x, y = digits
+    res = topodata.select(x, y, rate=0.9, method="topoprune", random_state=0)
+    assert res.indices.size == n_kept(600, 0.9) == 60
+    kept = {int(c): int(k) for c, k in zip(*np.unique(y[res.indices], return_counts=True))}
+    assert kept == class_budgets(y, 60)
+    assert res.manifest["params"]["k_local"] == 16
+    assert "topoprune.displacement" in res.manifest["timings_s"]
+
+
+def test_deterministic_and_seed_sensitive_h1(digits):
+    x, y = digits
+    a = _run(x, y, seed=3, manifold="none", h1_fraction=0.1)
+    b = _run(x, y, seed=3, manifold="none", h1_fraction=0.1)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    c = _run(x, y, seed=4, manifold="none", h1_fraction=0.1)  # another H1 subsample
+    assert not np.array_equal(a.scores, c.scores)
+    assert a.params["n_h1_neighbourhoods"] == 60
+
+
+def test_gradient_moves_points_along_the_loss_gradient(digits):
+    """One step: each displacement is lr · ‖∇_i Σ_P TP_2(P)‖, the autograd gradient of the summed
+    H0 total persistence computed independently here; the fastest point moves step_size median
+    deaths."""
+    x, y = digits
+    z = x[:200] / 16.0
+    neigh = local_neighbourhoods(z, y[:200], 8)
+    disp = topological_displacement(z, neigh, steps=1, step_size=0.5)
+    zt = torch.tensor(z, dtype=torch.float32, requires_grad=True)
+    h0_total_persistence(zt[torch.from_numpy(neigh)], p=2).backward()
+    gnorm = zt.grad.norm(dim=1).numpy()
+    assert (disp > 0).all()
+    np.testing.assert_allclose(disp / gnorm, (disp / gnorm)[0], rtol=1e-3)
+    med = np.median(h0_point_cloud(z[neigh]).deaths)
+    np.testing.assert_allclose(disp.max(), 0.5 * med, rtol=1e-3)
+
+
+def test_summary_scores(digits):
+    x, y = digits
+    tp = _run(x, y, manifold="none", score="total_persistence", k_local=8)
+    z = tp.extras["manifold"]
+    neigh = local_neighbourhoods(z, y, 8)
+    expected = diagram_summaries(h0_point_cloud(z[neigh]).deaths, p=2)["total_persistence_h0"]
+    np.testing.assert_allclose(tp.scores, expected, rtol=1e-5)
+    ent = _run(x, y, manifold="none", score="entropy", k_local=8)
+    assert np.isfinite(ent.scores).all() and ent.scores.max() <= np.log(8) + 1e-9
+    h1 = _run(x[:150], y[:150], manifold="none", score="h1_count", k_local=8, neighbourhoods="global")
+    assert h1.scores.min() >= 0 and h1.scores.max() >= 1
+    assert np.array_equal(h1.scores, np.round(h1.scores))
+
+
+def test_global_neighbourhoods_cross_classes(digits):
+    x, y = digits
+    neigh = local_neighbourhoods(x / 16.0, None, 10)
+    assert neigh.shape == (600, 11) and (neigh[:, 0] == np.arange(600)).all()
+    assert (y[neigh] != y[:, None]).any()
+    per_class = local_neighbourhoods(x / 16.0, y, 10)
+    assert (y[per_class] == y[:, None]).all()
+
+
+def test_small_class_raises():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 4))
+    y = np.array([0] * 20 + [1] * 20 + [2] * 10)
+    with pytest.raises(TopodataInputError, match="class 2 has 10 samples but k_local=16"):
+        _run(x, y, manifold="none")
+    out = _run(x, y, manifold="none", neighbourhoods="global")  # fine without per-class neighbourhoods
+    assert out.scores.shape == (50,)
+
+
+def test_select_reports_small_class_as_input_error():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(45, 4))
+    y = np.array([0] * 40 + [1] * 5)
+    with pytest.raises(TopodataInputError, match="class 1 has 5 samples"):
+        topodata.select(x, y, rate=0.5, method="topoprune", method_params={"manifold": "none"})
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        ({"score": "volume"}, TopodataInputError, "score must be one of"),
+        ({"k_local": 1}, TopodataInputError, "k_local must be >= 2"),
+        ({"steps": 0}, TopodataInputError, "steps must be >= 1"),
+        ({"h1_fraction": 1.5}, TopodataInputError, "h1_fraction must be <= 1"),
+        ({"density": "kde"}, TopodataInputError, "density must be one of"),
+        ({"step_size": "big"}, TypeError, "step_size must be of type"),
+        ({"n_jobs": 0}, TopodataInputError, "n_jobs must be a positive"),
+        ({"gamma": 1.0}, TopodataInputError, r"unknown option\(s\) \['gamma'\]; valid options: score, manifold"),
+    ],
+)
+def test_bad_config(params, error, match):
+    with pytest.raises(error, match=match):
+        _run(np.zeros((40, 3)) + np.arange(40)[:, None], np.repeat([0, 1], 20), **params)
+
+
+def test_config_is_cli_friendly():
+    for f in dataclasses.fields(CONFIG):
+        assert isinstance(f.default, (int, float, str, bool)) and f.metadata["help"]
+    assert CONFIG(step_size=2).step_size == 2  # ints pass where floats are expected
+
+
+def test_plots_are_png(density_run):
+    from topodata.plots import plot_diagrams, plot_manifold
+
+    out, on_circle = density_run
+    labels = np.repeat([0, 1], 200)
+    png = plot_manifold(out.extras["manifold"], labels, np.flatnonzero(on_circle))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_diagrams(out.extras["neighbourhoods"])[:4] == b"\x89PNG"
+    with pytest.raises(TopodataInputError, match="kept_indices range"):
+        plot_manifold(out.extras["manifold"], labels, [400])
+    with pytest.raises(TopodataInputError, match="non-empty list"):
+        plot_diagrams([])
