@@ -270,9 +270,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
     for section in ("density", "choices", "main"):
         parser.add_argument(f"--{section}", action="store_true", help=f"run the {section} section")
+    parser.add_argument("--only", default="", help="comma-separated substrings: run only matching options")
     parser.add_argument("--out", type=Path, default=None, help="folder for results.json, stages.png")
     args = parser.parse_args(argv)
     h = {k: getattr(args, k) for k in hyp}
+    if args.only:
+        keep = [w.strip() for w in args.only.split(",")]
+        for table in (DENSITY_OPTIONS, CHOICES):
+            for name in [n for n in table if not any(w in n for w in keep)]:
+                del table[name]
     run_all = not (args.density or args.choices or args.main)
 
     import torch

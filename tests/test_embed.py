@@ -120,7 +120,7 @@ def test_embed_cached_second_call_loads(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     second = embed_cached("digits", model="mlp", epochs=2, random_state=1, device="cpu")
     assert "loaded cached embedding" in capsys.readouterr().err
-    assert second.cache_path == entry
+    assert second.cache_path == entry and second.from_cache and not first.from_cache
     np.testing.assert_array_equal(second.features, first.features)
     np.testing.assert_array_equal(second.labels_test, first.labels_test)
     assert second.manifest["proxy_test_accuracy"] == first.manifest["proxy_test_accuracy"]
@@ -131,6 +131,18 @@ def test_embed_cached_second_call_loads(tmp_path, monkeypatch, capsys):
         np.testing.assert_array_equal(second.dynamics.margin, first.dynamics.margin)
     third = embed_cached("digits", model="mlp", epochs=2, random_state=2, device="cpu", progress=False)
     assert third.cache_path != entry
+
+
+def test_embed_cached_recomputes_a_stale_entry(tmp_path):
+    """An entry whose model.pt no longer fits the architecture is recomputed, not a crash."""
+    first = embed_cached("digits", model="mlp", epochs=1, random_state=0, cache_dir=tmp_path, progress=False,
+                         device="cpu")
+    torch.save({"head.weight": torch.zeros(3, 3)}, first.cache_path / "model.pt")
+    again = embed_cached("digits", model="mlp", epochs=1, random_state=0, cache_dir=tmp_path, progress=False,
+                         device="cpu")
+    assert not again.from_cache and again.cache_path == first.cache_path
+    np.testing.assert_array_equal(again.features, first.features)
+    assert EmbedResult.load(first.cache_path).model is not None
 
 
 def test_embed_cached_needs_an_int_seed(tmp_path):

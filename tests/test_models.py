@@ -237,3 +237,15 @@ def test_augment_resolution():
     assert crop_padding(32, 32) == 4 and crop_padding(28, 28) == 3 and crop_padding(8, 8) == 1
     with pytest.raises(TopodataInputError, match="needs image inputs"):
         resolve_augment("crop", (10, 5))
+
+
+def test_one_cycle_shape_and_tiny_budgets(tiny_images):
+    from topodata.train.loop import one_cycle
+
+    f = one_cycle(100)
+    lrs = [f(s) for s in range(100)]
+    assert lrs[0] == pytest.approx(1 / 25) and max(lrs) == pytest.approx(1.0) and lrs.index(1.0) == 25
+    assert lrs[-1] == pytest.approx(1 / 25 / 1e4) and all(a >= b for a, b in zip(lrs[25:], lrs[26:]))
+    x, y = tiny_images
+    for steps in (1, 2, 3):  # torch's OneCycleLR divides by zero here
+        assert fit(build_model("mlp", (1, 8, 8), 3), x, y, steps=steps, progress=False, device="cpu")["steps"] == steps

@@ -30,6 +30,7 @@ def atomic_write_files(out_dir: str | Path, files: dict[str, bytes]) -> list[Pat
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
             temps.append((Path(tmp), out / name))
         for tmp, final in temps:
             os.replace(tmp, final)
@@ -43,6 +44,12 @@ def atomic_write_files(out_dir: str | Path, files: dict[str, bytes]) -> list[Pat
                 pass
         raise
     return [final for _, final in temps]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def user_cache_dir() -> Path:

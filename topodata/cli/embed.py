@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 
@@ -23,26 +22,25 @@ def add_parser(subparsers, help: str):
             "proxy test accuracy, timings) and dynamics.npz (per-sample training dynamics) where "
             "recorded. Example: topodata embed --dataset fashion-mnist --model smallcnn --out feats/"
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--dataset", required=True, metavar="SPEC",
                    help="digits | mnist | fashion-mnist | cifar10 | cifar100 | npz:PATH | imagefolder:PATH")
     p.add_argument("--model", default="smallcnn", choices=sorted(MODELS),
-                   help="proxy architecture; smallcnn is CPU-friendly, resnet18 wants a GPU")
+                   help="proxy architecture (default: smallcnn, CPU-friendly; resnet18 wants a GPU)")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory (created)")
     p.add_argument("--proxy-fraction", type=float, default=1.0, metavar="F",
                    help="train the proxy on this class-stratified random fraction in (0, 1]; features are "
-                        "still extracted for every sample")
+                        "still extracted for every sample (default: 1.0)")
     p.add_argument("--epochs", type=int, default=None, metavar="N",
                    help="proxy epochs (default: per model and dataset size, e.g. 4 for fashion-mnist + "
                         "smallcnn; see topodata.embed.DEFAULT_LENGTH)")
     p.add_argument("--seed", type=int, default=0, metavar="S",
-                   help="seeds the proxy subset, initialisation, batch order and augmentation")
+                   help="seeds the proxy subset, initialisation, batch order and augmentation (default: 0)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="auto = cuda when available, else cpu (bit-reproducible only on cpu)")
-    p.add_argument("--batch-size", type=int, default=256, metavar="B", help="training batch size")
+                   help="auto (default) = cuda when available, else cpu; bit-reproducible only on cpu")
+    p.add_argument("--batch-size", type=int, default=256, metavar="B", help="training batch size (default: 256)")
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"],
-                   help="SGD with Nesterov momentum 0.9, or AdamW; one-cycle schedule either way")
+                   help="SGD with Nesterov momentum 0.9 (default), or AdamW; one-cycle schedule either way")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 0.05 SGD, 2e-3 AdamW)")
     p.add_argument("--root", default=None, metavar="DIR",
                    help="where torchvision's dataset files live (default: $TOPODATA_CACHE/datasets/torchvision)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -54,7 +54,6 @@ class Dataset:
     classes: tuple[str, ...] | None = None
     augment: str = "crop"
     source: str = ""
-    extras: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_train(self) -> int:

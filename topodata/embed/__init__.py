@@ -8,7 +8,7 @@ configuration and loads the stored result afterwards; ``build_model`` builds the
 """
 
 from .models import MODELS, FeatureModel, build_model, init_weights
-from .proxy import EmbedResult, default_epochs, embed, embed_cached, proxy_subset
+from .proxy import DEFAULT_LENGTH, EmbedResult, default_epochs, embed, embed_cached, proxy_subset
 
 __all__ = ["build_model", "embed", "embed_cached", "EmbedResult", "FeatureModel", "MODELS", "default_epochs",
-           "proxy_subset", "init_weights"]
+           "proxy_subset", "init_weights", "DEFAULT_LENGTH"]

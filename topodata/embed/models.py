@@ -28,7 +28,7 @@ class FeatureModel(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate activations of shape (N, feature_dim)."""
-        raise NotImplementedError
+        return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -47,9 +47,6 @@ class MLP(FeatureModel):
         self.body = nn.Sequential(*layers)
         self.feature_dim = width
         self.head = nn.Linear(width, n_classes)
-
-    def features(self, x):
-        return self.body(x)
 
 
 class LeNet300100(FeatureModel):
@@ -106,9 +103,6 @@ class SmallCNN(FeatureModel):
         self.feature_dim = feature_dim
         self.head = nn.Linear(feature_dim, n_classes)
 
-    def features(self, x):
-        return self.body(x)
-
 
 class ResNet18(FeatureModel):
     """ResNet-18 (He et al. 2016), CIFAR-style: 3x3 stride-1 stem, no max-pool, widths 64-128-256-512.
@@ -130,9 +124,6 @@ class ResNet18(FeatureModel):
         net.fc = nn.Identity()
         self.body = net
         self.feature_dim = 512
-
-    def features(self, x):
-        return self.body(x)
 
 
 MODELS: dict[str, tuple[type[FeatureModel], bool]] = {  # name -> (class, needs (C, H, W) inputs)

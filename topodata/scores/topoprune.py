@@ -187,20 +187,22 @@ def local_neighbourhoods(
     return out
 
 
-def _stretch_weights(f: np.ndarray, z: np.ndarray, neigh: np.ndarray, power: float) -> np.ndarray:
-    """``w_i = ρ_i^power``, ``ρ_i`` = mean ‖f_i − f_j‖ / mean ‖z_i − z_j‖ over ``j ∈ P_i``, over its median.
+def _stretch_weights(feature_dists: np.ndarray, manifold_dists: np.ndarray, power: float) -> np.ndarray:
+    """``w_i = ρ_i^power`` with ``ρ_i = r_F(i) / r_Z(i)`` over its median: how much the global map
+    stretched the space around ``i``.
 
-    How much the global map stretched each neighbourhood; multiplying a neighbourhood's
-    lifetimes by ``ρ_i`` measures its filtration in the features' own local scale.
+    ``r_F`` and ``r_Z`` are the mean distances from ``i`` to its nearest neighbours among *all*
+    samples (the same k) in the L2-normalised features and in the manifold, i.e. the local density
+    that UMAP equalised. Multiplying the lifetimes of ``P_i`` by ``ρ_i`` measures its filtration
+    in the features' local scale. Radii from the label-free kNN on purpose: a per-class radius
+    would also cancel the long edges of a mislabelled sample to its own class (measured:
+    ``scripts/bench_topoprune.py --choices``).
     """
-    others = neigh[:, 1:]
-    r_f = np.linalg.norm(f[others] - f[:, None, :], axis=2).mean(axis=1)
-    r_z = np.linalg.norm(z[others] - z[:, None, :], axis=2).mean(axis=1)
-    positive = r_z > 0
-    rho = np.where(positive, r_f / np.where(positive, r_z, 1.0), 1.0)
+    r_f = feature_dists[:, 1:].mean(axis=1, dtype=np.float64)
+    r_z = manifold_dists[:, 1:].mean(axis=1, dtype=np.float64)
+    rho = np.where(r_z > 0, r_f / np.where(r_z > 0, r_z, 1.0), 1.0)
     med = np.median(rho)
-    rho = rho / med if med > 0 else np.ones_like(rho)
-    return rho**power
+    return (rho / med if med > 0 else np.ones_like(rho)) ** power
 
 
 # ----------------------------------------------------------------------------- the flow
@@ -328,30 +330,35 @@ def topoprune(
     cfg = TopoPruneConfig(**params)
     x, y = V.check_features_labels(features, labels)
     from ..manifold import global_manifold, l2_normalize
+    from ..neighbors import knn
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     method = "none" if cfg.manifold == "none" else "umap"
+    manifold_seed, knn_seed = V.derive_seed(rng), V.derive_seed(rng)
+    k_umap = min(cfg.umap_neighbors, x.shape[0] - 1)
+    knn_opts = {"method": cfg.knn_method, "device": cfg.knn_device, "random_state": knn_seed}
+    # the features' kNN graph: UMAP's input, and the local radius that density='radius' restores
+    graph = knn(l2_normalize(x), k_umap, **knn_opts) if method == "umap" else None
     z = global_manifold(
-        x, method=method, n_components=cfg.n_components, n_neighbors=min(cfg.umap_neighbors, x.shape[0] - 1),
-        min_dist=cfg.min_dist, densmap=cfg.manifold == "densmap", knn_method=cfg.knn_method,
-        device=cfg.knn_device, random_state=V.derive_seed(rng),
+        x, method=method, n_components=cfg.n_components, n_neighbors=k_umap, min_dist=cfg.min_dist,
+        densmap=cfg.manifold == "densmap", knn=graph, random_state=manifold_seed,
     )
     timings["manifold"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     neigh = local_neighbourhoods(
         z, y if cfg.neighbourhoods == "class" else None, cfg.k_local,
-        knn_method=cfg.knn_method, device=cfg.knn_device, random_state=V.derive_seed(rng),
+        knn_method=cfg.knn_method, device=cfg.knn_device, random_state=knn_seed,
     )
+    weights = None
+    if cfg.density == "radius" and graph is not None:
+        weights = _stretch_weights(graph[1], knn(z, k_umap, **knn_opts)[1], cfg.power)
     timings["knn"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     from ..topology import diagram_summaries, h0_point_cloud, h1_point_cloud_batch
 
-    weights = None
-    if cfg.density == "radius" and method != "none":
-        weights = _stretch_weights(l2_normalize(x), z, neigh, cfg.power)
     h0 = h0_point_cloud(z[neigh])
     n = z.shape[0]
     h1_rows = np.empty(0, dtype=np.int64)

@@ -35,7 +35,7 @@ from torch import nn
 from .. import _validation as V
 from .augment import augment_batch, resolve_augment
 
-__all__ = ["fit", "evaluate", "extract_features", "resolve_device", "OPTIMIZERS", "SCHEDULES"]
+__all__ = ["fit", "evaluate", "extract_features", "resolve_device", "one_cycle", "OPTIMIZERS", "SCHEDULES"]
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -105,6 +105,27 @@ def _check_indices(indices: Any, n: int) -> torch.Tensor:
     return torch.from_numpy(idx.astype(np.int64))
 
 
+def one_cycle(total: int, *, warmup: float = 0.25, div: float = 25.0, final_div: float = 1e4):
+    """Learning-rate multiplier of the one-cycle schedule at optimiser step ``s`` (0-based).
+
+    Linear warm-up from 1/``div`` to 1 over the first ``warmup`` fraction of ``total`` steps (at
+    least one), then cosine annealing to 1/(``div`` * ``final_div``) at the last step: the shape of
+    ``torch.optim.lr_scheduler.OneCycleLR`` (momentum not cycled). Written out because
+    ``OneCycleLR`` divides by zero when the warm-up is shorter than two steps (tiny subsets under a
+    small step budget).
+    """
+    warm = max(1, round(warmup * total))
+    low = 1.0 / (div * final_div)
+
+    def multiplier(s: int) -> float:
+        if s < warm:
+            return 1.0 / div + (1.0 - 1.0 / div) * s / warm
+        t = min(1.0, (s - warm) / max(1, total - 1 - warm))
+        return low + (1.0 - low) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    return multiplier
+
+
 def _hooks(callbacks: Iterable[Any], name: str) -> list:
     return [getattr(cb, name) for cb in callbacks if callable(getattr(cb, name, None))]
 
@@ -161,9 +182,9 @@ def fit(
     weight_decay : float, default=5e-4
         L2 penalty (SGD) or decoupled decay (AdamW) on every parameter.
     schedule : {'onecycle', 'cosine', 'constant'}, default='onecycle'
-        Learning-rate schedule per step. ``onecycle``: warm up over the first 25% of steps from
-        lr/25 to lr, then cosine down to lr/1e4 (``torch.optim.lr_scheduler.OneCycleLR``, momentum
-        not cycled).
+        Learning-rate schedule per step. ``onecycle``: warm up linearly over the first 25% of
+        steps from lr/25 to lr, then cosine down to lr/2.5e5 at the last step (:func:`one_cycle`,
+        momentum not cycled).
     augment : {'auto', 'none', 'crop', 'crop-flip'}, default='auto'
         On-device batched augmentation: random crop with zero padding (1/8 of the side: 4 px for
         32x32, 3 for 28x28, 1 for 8x8) and optionally a horizontal flip with probability 1/2. ``auto`` crops images
@@ -244,9 +265,7 @@ def fit(
     total = int(steps) if steps is not None else int(epochs) * per_epoch
     n_epochs = math.ceil(total / per_epoch)
     if schedule == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=lr, total_steps=total, pct_start=0.25, cycle_momentum=False
-        )
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, one_cycle(total))
     elif schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     else:
