@@ -49,6 +49,7 @@ hyp = {
     "noise": 0.1,  # --choices: fraction of digits labels flipped
     "threads": 1,  # torch intra-op threads
     "probe_c": 1.0,  # inverse L2 strength of the logistic probe
+    "probe": 1,  # --main: 0 skips the probe (timings only)
 }
 
 
@@ -96,6 +97,7 @@ DENSITY_OPTIONS = {
     "umap 2-d (plain)": {"manifold": "umap", "density": "none", "n_components": 2},
     "densmap 2-d": {"manifold": "densmap", "density": "none", "n_components": 2},
     "no UMAP (normalised features)": {"manifold": "none"},
+    "umap 8-d + radius, umap-learn's epochs": {"manifold": "umap", "density": "radius", "umap_epochs": 0},
     "umap 8-d + radius, 1 step": {"manifold": "umap", "density": "radius", "steps": 1},
     "umap 8-d + radius, 10 steps": {"manifold": "umap", "density": "radius", "steps": 10},
     "umap 8-d + radius, total_persistence": {"manifold": "umap", "density": "radius",
@@ -128,6 +130,7 @@ CHOICES = {
     "global neighbourhoods": {"neighbourhoods": "global"},
     "H1 on 100% of neighbourhoods": {"h1_fraction": 1.0},
     "H1 on 25%": {"h1_fraction": 0.25},
+    "umap-learn's epochs (500)": {"umap_epochs": 0},
     "1 step": {"steps": 1},
     "10 steps": {"steps": 10},
     "k_local 32": {"k_local": 32},
@@ -232,7 +235,7 @@ def main_section(h: dict, out: Path | None) -> dict:
 
     # 3. linear probe: kept 10% vs random 10%
     rows = []
-    for method in ("topoprune", "random"):
+    for method in ("topoprune", "random") if h["probe"] else ():
         accs = []
         for seed in range(h["seeds"]):
             r = res if (method == "topoprune" and seed == 0) else topodata.select(
@@ -240,8 +243,9 @@ def main_section(h: dict, out: Path | None) -> dict:
             accs.append(_probe(x[r.indices], y[r.indices], emb.features_test, emb.labels_test, h["probe_c"]))
         rows.append({"subset": f"{method} {1 - h['rate']:.0%}", "test acc mean": float(np.mean(accs)),
                      "std": float(np.std(accs)), "per seed": " ".join(f"{a:.4f}" for a in accs)})
-    full = _probe(x, y, emb.features_test, emb.labels_test, h["probe_c"])
-    rows.append({"subset": "all 100%", "test acc mean": full, "std": 0.0, "per seed": "-"})
+    if h["probe"]:
+        full = _probe(x, y, emb.features_test, emb.labels_test, h["probe_c"])
+        rows.append({"subset": "all 100%", "test acc mean": full, "std": 0.0, "per seed": "-"})
     _table(rows, f"logistic probe on {h['dataset']} features, test accuracy ({h['seeds']} seeds)")
 
     if out is not None:

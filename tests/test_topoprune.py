@@ -152,7 +152,7 @@ def test_select_reports_small_class_as_input_error():
         ({"density": "kde"}, TopodataInputError, "density must be one of"),
         ({"step_size": "big"}, TypeError, "step_size must be of type"),
         ({"n_jobs": 0}, TopodataInputError, "n_jobs must be a positive"),
-        ({"gamma": 1.0}, TopodataInputError, r"unknown option\(s\) \['gamma'\]; valid options: score, manifold"),
+        ({"gamma": 1.0}, TopodataInputError, r"unknown option\(s\) \['gamma'\]; valid options: score"),
     ],
 )
 def test_bad_config(params, error, match):
@@ -178,3 +178,11 @@ def test_plots_are_png(density_run):
         plot_manifold(out.extras["manifold"], labels, [400])
     with pytest.raises(TopodataInputError, match="non-empty list"):
         plot_diagrams([])
+
+
+def test_displacement_rejects_bad_neighbourhoods():
+    z = np.random.default_rng(0).normal(size=(30, 3))
+    with pytest.raises(TopodataInputError, match=r"neigh must be integer .* shape \(30, k \+ 1\)"):
+        topological_displacement(z, np.zeros((29, 5), dtype=np.int64))
+    with pytest.raises(TopodataInputError, match="steps must be >= 1"):
+        topological_displacement(z, np.zeros((30, 5), dtype=np.int64), steps=0)
