@@ -33,12 +33,16 @@ crowd real classes (DESIGN.md §5.2 asks for a small d, not 2).
 Numba compilation cache
 -----------------------
 umap-learn 0.5.12 declares none of its ~110 ``@numba.njit`` kernels with ``cache=True`` (only
-pynndescent does), so every new process recompiled them: ~8-10 s before the first embedding.
+pynndescent does), so every new process recompiled them before its first embedding.
 :func:`enable_numba_cache` (called before umap is imported) points ``NUMBA_CACHE_DIR`` at
 ``<topodata cache>/numba`` unless the user set it, and switches on numba's on-disk cache for
 umap's module-level kernels with numba's own ``Dispatcher.enable_caching()`` (what
 ``cache=True`` does). Set ``TOPODATA_NUMBA_CACHE=0`` to leave numba alone. densMAP still compiles
 one kernel per call (umap builds it inside ``optimize_layout_euclidean``).
+
+Measured in fresh processes (digits, 1,797 × 64, 100 epochs, two shared CPU cores): first call
+11.1 s without the cache, 2.9-3.5 s with it warm (mostly importing umap and loading the cached
+kernels); later calls in the same process 0.5 s either way.
 """
 
 from __future__ import annotations
