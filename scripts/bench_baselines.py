@@ -20,13 +20,13 @@ style) and ``times.png``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from _bench import hyp_parser
 
 # Every knob of the benchmark, with units (airbench style; override with the flags below).
 hyp = {
@@ -45,9 +45,7 @@ READS_DYNAMICS = {"el2n", "forgetting", "aum", "ccs", "d2"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for key, value in hyp.items():
-        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+    parser = hyp_parser(hyp, __doc__)
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     parser.add_argument("--out", type=Path, default=None, help="folder for results.json and times.png")
     args = parser.parse_args(argv)

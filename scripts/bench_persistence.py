@@ -18,7 +18,6 @@ Clouds are i.i.d. Gaussian (the cost of Prim's algorithm does not depend on the 
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
@@ -27,6 +26,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _bench import best_time, hyp_parser
 
 # Every knob of the benchmark, with units (airbench style; override with the flags below).
 hyp = {
@@ -42,19 +42,9 @@ hyp = {
 }
 
 
-def best_time(fn, repeats: int) -> tuple[float, object]:
-    best, out = np.inf, None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
-
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for key, value in hyp.items():
-        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+    parser = hyp_parser(hyp, __doc__)
     parser.add_argument("--out", type=Path, default=None, help="folder for results.json and plot")
     args = parser.parse_args(argv)
     h = {k: getattr(args, k) for k in hyp}

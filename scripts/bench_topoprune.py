@@ -28,7 +28,6 @@ Writes ``results.json``, ``stages.png`` and a copy of this script to ``--out`` (
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import shutil
@@ -38,6 +37,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _bench import hyp_parser
 
 hyp = {
     "dataset": "fashion-mnist",  # --main: dataset spec for embed_cached
@@ -269,9 +269,7 @@ def _plot_stages(stages: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for key, value in hyp.items():
-        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+    parser = hyp_parser(hyp, __doc__)
     for section in ("density", "choices", "main"):
         parser.add_argument(f"--{section}", action="store_true", help=f"run the {section} section")
     parser.add_argument("--only", default="", help="comma-separated substrings: run only matching options")

@@ -18,13 +18,13 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from _bench import best_time, hyp_parser
 
 hyp = {
     "repeats": 3,  # timed calls per setting; the best is reported
@@ -61,19 +61,9 @@ def np_scipy(model, p: float = 2.0) -> list[float]:
     return out
 
 
-def best_time(fn, repeats: int):
-    best, out = np.inf, None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
-
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for key, value in hyp.items():
-        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+    parser = hyp_parser(hyp, __doc__)
     parser.add_argument("--out", type=Path, default=None, help="folder for results.json, eta.png and the source")
     args = parser.parse_args(argv)
     h = {k: getattr(args, k) for k in hyp}

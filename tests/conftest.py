@@ -21,3 +21,16 @@ def blobs():
     x = np.concatenate([rng.normal(loc=3 * c, size=(s, 5)) for c, s in enumerate(sizes)])
     y = np.repeat(np.arange(3), sizes)
     return x, y
+
+
+@pytest.fixture
+def one_thread():
+    """One torch and BLAS thread: on the shared 2-core machine two contended threads are far slower."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)

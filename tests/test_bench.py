@@ -29,13 +29,7 @@ PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
 SMOKE = PIPELINES / "digits_smoke.toml"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):  # BLAS too (the probe's lbfgs): 30x faster than 2 contended threads
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
 
 from topodata._validation import TopodataInputError
 from topodata.cli import build_parser, main
@@ -18,14 +17,7 @@ from topodata.train.subset import load_indices, probe_on_subset, train_on_subset
 FAST = dict(model="mlp", steps=25, batch_size=64, device="cpu", progress=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two threads on a shared 2-core machine are slower than one; restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):  # BLAS too (the probe's lbfgs): 30x faster than 2 contended threads
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import _validation as V
-from .graphs import CONV_GRAPHS, maximum_spanning_tree, model_graphs, prunable_layers
+from .graphs import CONV_GRAPHS, conv_spatial_sizes, maximum_spanning_tree, model_graphs, prunable_layers
 
 __all__ = [
     "ARCHITECTURES",
@@ -265,25 +265,11 @@ def model_shapes(model: Any, input_shape: Sequence[int]) -> list[LayerShape]:
 
     The spatial sizes come from forward hooks on a zero input of ``input_shape``.
     """
-    import torch
     import torch.nn as nn
 
     shape = _check_input_shape(input_shape, images=False)
     layers = prunable_layers(model)
-    seen: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
-    hooks = [m.register_forward_hook(
-        lambda mod, inp, out, n=n: seen.__setitem__(n, (tuple(inp[0].shape[2:]), tuple(out.shape[2:]))))
-        for n, m in layers if not isinstance(m, nn.Linear)]
-    p = next(model.parameters())
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros((1, *shape), dtype=p.dtype, device=p.device))
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
+    seen = conv_spatial_sizes(model, shape)
     out = []
     for name, m in layers:
         if isinstance(m, nn.Linear):

@@ -199,14 +199,24 @@ def _toeplitz_graph(name: str, module: Any, W, input_hw) -> LayerGraph:
                       tuple(W.shape))
 
 
-def _conv_input_sizes(model: Any, input_shape: tuple[int, ...]) -> dict[str, tuple[int, int]]:
-    """Spatial input size of every Conv2d, from one forward pass of a zero batch (hooks)."""
+def conv_spatial_sizes(
+    model: Any, input_shape: tuple[int, ...]
+) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Spatial (input, output) sizes of every conv layer, from one forward pass of a zero batch.
+
+    Forward hooks record them; the model's train/eval mode is restored afterwards.
+    """
     import torch
     import torch.nn as nn
 
-    sizes: dict[str, tuple[int, int]] = {}
-    hooks = [m.register_forward_hook(lambda mod, inp, out, n=n: sizes.__setitem__(n, tuple(inp[0].shape[-2:])))
-             for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    sizes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    hooks = [
+        m.register_forward_hook(
+            lambda mod, inp, out, n=n: sizes.__setitem__(n, (tuple(inp[0].shape[2:]), tuple(out.shape[2:])))
+        )
+        for n, m in model.named_modules()
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))
+    ]
     p = next(model.parameters())
     was_training = model.training
     try:
@@ -232,7 +242,8 @@ def model_graphs(
             raise V.TopodataInputError(
                 "conv='toeplitz' needs input_shape=(C, H, W) to size the unrolled graphs"
             )
-        sizes = _conv_input_sizes(model, tuple(int(s) for s in input_shape))
+        shape = tuple(int(s) for s in input_shape)
+        sizes = {n: io[0] for n, io in conv_spatial_sizes(model, shape).items()}
     return [layer_graph(n, m, conv=conv, input_hw=sizes.get(n)) for n, m in layers]
 
 

@@ -1,0 +1,32 @@
+"""Helpers shared by the benchmark scripts (airbench habit: one ``hyp`` dict, options generated from it).
+
+Run the scripts from the repository root (``python scripts/bench_x.py``); this folder is then on
+``sys.path``, so ``from _bench import ...`` works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+
+def hyp_parser(hyp: dict[str, Any], doc: str | None) -> argparse.ArgumentParser:
+    """An argparse parser with one ``--key`` option per ``hyp`` entry, typed by its default."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    for key, value in hyp.items():
+        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value,
+                            help=f"default: {value}")
+    return parser
+
+
+def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Best wall time of ``repeats`` calls (least disturbed by other load) and the last result."""
+    best, out = np.inf, None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
