@@ -180,3 +180,32 @@ def test_topodata_select_stays_a_function_after_module_import(blobs):
     first = topodata.select(x, y, rate=0.9, method="random", random_state=0)
     second = topodata.select(x, y, rate=0.9, method="random", random_state=0)
     assert np.array_equal(first.indices, second.indices)
+
+
+def test_key_sampler_is_stable_when_scores_shift():
+    """Small score noise moves few samples across strata; the key sampler keeps the rest selected."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 1000)
+    s = rng.random(2000)
+    s_noisy = s + rng.normal(scale=0.005, size=2000)
+    budgets = {0: 100, 1: 100}
+
+    def jaccard(a, b):
+        return len(np.intersect1d(a, b)) / len(np.union1d(a, b))
+
+    overlap = {}
+    for sampler in ("draw", "key"):
+        kw = dict(strategy="coverage", beta=0.1, n_strata=10, sampler=sampler)
+        clean = select_from_scores(s, y, budgets, rng=np.random.default_rng(3), **kw)
+        again = select_from_scores(s, y, budgets, rng=np.random.default_rng(3), **kw)
+        noisy = select_from_scores(s_noisy, y, budgets, rng=np.random.default_rng(3), **kw)
+        assert np.array_equal(clean, again) and clean.size == 200
+        overlap[sampler] = jaccard(clean, noisy)
+    assert overlap["key"] > 0.8
+    assert overlap["draw"] < 0.3
+
+
+def test_unknown_sampler(blobs):
+    x, y = blobs
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        select_from_scores(np.zeros(300), y, {0: 1, 1: 1, 2: 1}, sampler="x", rng=np.random.default_rng(0))

@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 STRATEGIES = ("coverage", "hard", "easy", "random")
+SAMPLERS = ("draw", "key")
 
 
 def n_kept(n: int, rate: float) -> int:
@@ -88,14 +89,26 @@ def auto_beta(rate: float) -> float:
 
 
 def _coverage_pick(
-    idx: np.ndarray, s: np.ndarray, budget: int, n_strata: int, rng: np.random.Generator
+    idx: np.ndarray, s: np.ndarray, budget: int, n_strata: int, rng: np.random.Generator,
+    keys: np.ndarray | None = None,
 ) -> np.ndarray:
-    """CCS-style coverage: equal-width score strata, budget spread evenly, smallest strata first."""
+    """CCS-style coverage: equal-width score strata, budget spread evenly, smallest strata first.
+
+    With ``keys`` (one random key per sample of the dataset, drawn once from the seed) each stratum
+    keeps its members with the smallest keys instead of a fresh draw, so a sample that stays in its
+    stratum when the scores move a little stays selected (stable under embedding noise).
+    """
+
+    def pick(members: np.ndarray, size: int) -> np.ndarray:
+        if keys is None:
+            return rng.choice(members, size=size, replace=False)
+        return members[np.argsort(keys[members], kind="stable")[:size]]
+
     if budget >= idx.size:
         return idx
     lo, hi = float(s.min()), float(s.max())
     if hi <= lo:
-        return rng.choice(idx, size=budget, replace=False)
+        return pick(idx, budget)
     edges = np.linspace(lo, hi, n_strata + 1)
     stratum = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, n_strata - 1)
     members = [idx[stratum == k] for k in range(n_strata)]
@@ -107,12 +120,12 @@ def _coverage_pick(
         share = left // (len(order) - j)
         take = min(share, members[k].size)
         if take:
-            picked.append(rng.choice(members[k], size=take, replace=False))
+            picked.append(pick(members[k], take))
         left -= take
     out = np.concatenate(picked) if picked else np.empty(0, np.int64)
     if left:  # rounding leftovers: from what was not yet picked, at random
         rest = np.setdiff1d(idx, out)
-        out = np.concatenate([out, rng.choice(rest, size=left, replace=False)])
+        out = np.concatenate([out, pick(rest, left)])
     return out
 
 
@@ -124,6 +137,7 @@ def select_from_scores(
     strategy: str = "coverage",
     beta: float = 0.0,
     n_strata: int = 50,
+    sampler: str = "draw",
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Turn per-sample scores (higher = harder) into kept indices, class by class.
@@ -131,9 +145,15 @@ def select_from_scores(
     strategy : {'coverage', 'hard', 'easy', 'random'}
         ``coverage`` drops the top ``beta`` fraction of each class (likely noise), then spreads the
         budget evenly over ``n_strata`` equal-width score strata with a seeded draw inside each;
-        ``hard``/``easy`` keep the highest/lowest scores (ties by index); ``random`` ignores scores.
+        ``hard``/``easy`` keep the highest/lowest scores (ties by a seeded permutation); ``random``
+        ignores scores.
+    sampler : {'draw', 'key'}
+        Inside a coverage stratum: a fresh seeded draw, or the members with the smallest of one
+        random key per sample (drawn once); ``key`` keeps the selection stable when scores shift.
     """
     V.check_options(strategy, "strategy", STRATEGIES)
+    V.check_options(sampler, "sampler", SAMPLERS)
+    keys = rng.random(scores.shape[0]) if sampler == "key" and strategy == "coverage" else None
     kept = []
     for c, budget in budgets.items():
         idx = np.flatnonzero(labels == c)
@@ -153,7 +173,7 @@ def select_from_scores(
             n_drop = min(int(math.floor(beta * idx.size)), idx.size - budget)
             order = np.argsort(-s, kind="stable")
             rest = np.sort(idx[order[n_drop:]])
-            kept.append(_coverage_pick(rest, scores[rest], budget, n_strata, rng))
+            kept.append(_coverage_pick(rest, scores[rest], budget, n_strata, rng, keys))
     out = np.concatenate(kept) if kept else np.empty(0, np.int64)
     return np.sort(out.astype(np.int64))
 
@@ -210,6 +230,7 @@ def select(
     strategy: str | None = None,
     beta: float | str = "auto",
     n_strata: int = 50,
+    sampler: str = "draw",
     dynamics: Any = None,
     dataset: str = "arrays",
     method_params: dict[str, Any] | None = None,
@@ -236,6 +257,8 @@ def select(
         Most-scored fraction dropped per class under ``coverage`` (see :func:`auto_beta`).
     n_strata : int, default=50
         Number of score strata under ``coverage``.
+    sampler : {'draw', 'key'}, default='draw'
+        How a coverage stratum is sampled (see :func:`select_from_scores`).
     dynamics : TrainingDynamics, optional
         Per-sample training dynamics for ``el2n``/``forgetting``/``aum``/``ccs``.
     method_params : dict, optional
@@ -300,7 +323,7 @@ def select(
         indices = np.unique(np.asarray(out.indices, dtype=np.int64))
     else:
         indices = select_from_scores(
-            scores, y, budgets, strategy=strategy, beta=beta_v, n_strata=n_strata, rng=rng
+            scores, y, budgets, strategy=strategy, beta=beta_v, n_strata=n_strata, sampler=sampler, rng=rng
         )
     t_select = time.perf_counter() - t0
     _check_budgets(indices, y, budgets, method)
@@ -313,6 +336,7 @@ def select(
         "strategy": strategy if out.indices is None else "method",
         "beta": beta_v if out.indices is None and strategy == "coverage" else None,
         "n_strata": n_strata if out.indices is None and strategy == "coverage" else None,
+        "sampler": sampler if out.indices is None and strategy == "coverage" else None,
         **out.params,
     }
     manifest = {

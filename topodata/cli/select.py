@@ -133,6 +133,10 @@ def add_parser(subparsers, help: str):
                         "grows with the rate: max(0, 0.25 (rate - 0.5)) (default: auto)")
     p.add_argument("--n-strata", type=int, default=50,
                    help="under coverage: number of equal-width score strata (default: 50)")
+    p.add_argument("--sampler", choices=["draw", "key"], default="draw",
+                   help="under coverage: a fresh seeded draw inside each stratum, or the members with the "
+                        "smallest of one random key per sample (stable when the scores shift, e.g. under "
+                        "embedding noise) (default: draw)")
     p.add_argument("--plot", action="store_true",
                    help="also write manifold.png (2-D view, kept samples highlighted) and diagrams.png "
                         "(a few neighbourhoods' persistence diagrams) when the method provides them")
@@ -228,6 +232,7 @@ def run(args) -> int:
     result = select(
         features, labels, rate=args.rate, method=args.method, random_state=args.seed,
         class_balance=args.class_balance, strategy=args.strategy, beta=beta, n_strata=args.n_strata,
+        sampler=args.sampler,
         dynamics=dynamics, dataset=dataset_name, method_params=_method_params(args, args.method),
     )
     result.manifest["timings_s"] = {**timings, **result.manifest["timings_s"]}
