@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_write_files", "user_cache_dir"]
+__all__ = ["atomic_write_files", "json_bytes", "user_cache_dir"]
 
 
 def atomic_write_files(out_dir: str | Path, files: dict[str, bytes]) -> list[Path]:
@@ -44,6 +46,15 @@ def atomic_write_files(out_dir: str | Path, files: dict[str, bytes]) -> list[Pat
                 pass
         raise
     return [final for _, final in temps]
+
+
+def json_bytes(obj: Any, *, default: Any = None) -> bytes:
+    """The one on-disk JSON form of manifests and metrics: indented, sorted keys, newline-terminated.
+
+    Strict by default (a non-JSON value raises ``TypeError`` before anything is written);
+    ``default=str`` stringifies such values where that is wanted (metrics, protocols).
+    """
+    return (json.dumps(obj, indent=2, sort_keys=True, default=default) + "\n").encode()
 
 
 def _umask() -> int:

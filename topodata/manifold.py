@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from . import _validation as V
+from .neighbors import l2_normalize  # re-exported: the one row normaliser
 
 __all__ = [
     "global_manifold",
@@ -130,13 +131,6 @@ def _torch_threads(restore: int | None = None) -> int | None:
     if restore is not None and torch.get_num_threads() != restore:
         torch.set_num_threads(restore)
     return torch.get_num_threads()
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (all-zero rows stay zero), float32 C-contiguous."""
-    x = V.as_float32(x)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return V.as_float32(x / np.where(norms > 0, norms, 1.0))
 
 
 def standardize_columns(z: np.ndarray) -> np.ndarray:

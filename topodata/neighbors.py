@@ -136,7 +136,7 @@ def knn(
     rng = V.check_random_state(random_state)
     arr = V.as_float32(arr)
     if metric == "cosine":
-        arr = _l2_normalise(arr)
+        arr = l2_normalize(arr)
     if method == "auto":
         limit = EXACT_MAX_SAMPLES_LOW_DIM if arr.shape[1] <= LOW_DIM else EXACT_MAX_SAMPLES
         method = "exact" if n <= limit else "ivf"
@@ -156,7 +156,9 @@ def knn(
     return np.ascontiguousarray(idx, dtype=np.int64), np.ascontiguousarray(dists, dtype=np.float32)
 
 
-def _l2_normalise(x: np.ndarray) -> np.ndarray:
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (all-zero rows stay zero), float32 C-contiguous."""
+    x = V.as_float32(x)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return V.as_float32(x / np.where(norms > 0, norms, 1.0))
 

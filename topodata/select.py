@@ -6,7 +6,6 @@ Indices are sorted int64 positions in the training split (house rule 5).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -210,8 +209,8 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for dist in ("topodata", "numpy", "scipy", "scikit-learn", "torch", "umap-learn", "faiss-cpu",
-                 "ripser", "numba"):
+    for dist in ("topodata", "numpy", "scipy", "scikit-learn", "torch", "torchvision", "umap-learn",
+                 "faiss-cpu", "ripser", "numba"):
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:
@@ -388,7 +387,7 @@ def save_selection(result: SelectionResult, out_dir: str | Path, *, extra_files:
     """
     import io
 
-    from ._io import atomic_write_files
+    from ._io import atomic_write_files, json_bytes
 
     buf_idx = io.BytesIO()
     np.save(buf_idx, np.ascontiguousarray(result.indices, dtype=np.int64))
@@ -398,7 +397,7 @@ def save_selection(result: SelectionResult, out_dir: str | Path, *, extra_files:
         "indices.npy": buf_idx.getvalue(),
         "indices.txt": "".join(f"{i}\n" for i in result.indices.tolist()).encode(),
         "scores.npy": buf_sc.getvalue(),
-        "manifest.json": (json.dumps(result.manifest, indent=2, sort_keys=True) + "\n").encode(),
+        "manifest.json": json_bytes(result.manifest),
     }
     files.update(extra_files or {})
     return atomic_write_files(out_dir, files)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validation as V
-from .._io import atomic_write_files
+from .._io import atomic_write_files, json_bytes
 from .pipeline import FULL, PROBE, Cell, Pipeline, enumerate_cells, load_pipeline
 from .report import report_files
 from .results import append_result, read_results
@@ -236,7 +236,7 @@ def _run_cell(cell: Cell, ctx: _Context) -> dict[str, Any]:
         "seconds_train": metrics["seconds"],
         "protocol": p.protocol_hash(),
     }
-    info = (json.dumps({"row": row, "metrics": metrics}, indent=2, sort_keys=True, default=str) + "\n").encode()
+    info = json_bytes({"row": row, "metrics": metrics}, default=str)
     cell_dir = ctx.out / "cells" / cell.cell_id
     if sel is None:
         atomic_write_files(cell_dir, {"metrics.json": info})
@@ -370,8 +370,8 @@ def run_pipeline(
 
     atomic_write_files(out, {
         "pipeline.toml": p.source.encode(),
-        "protocol.json": (json.dumps(p.protocol(), indent=2, sort_keys=True, default=str) + "\n").encode(),
-        "versions.json": (json.dumps({**versions(), "python": platform.python_version()}, indent=2) + "\n").encode(),
+        "protocol.json": json_bytes(p.protocol(), default=str),
+        "versions.json": json_bytes({**versions(), "python": platform.python_version()}),
     })
     ctx = _Context(p, out, rows, progress)
     if todo:

@@ -7,7 +7,6 @@ One call of :func:`topodata.weights.iterative_pruning`; writes ``rounds.csv``, `
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -65,7 +64,7 @@ def add_parser(subparsers, help: str):
 
 def run(args) -> int:
     from topodata import _validation as V
-    from topodata._io import atomic_write_files
+    from topodata._io import atomic_write_files, json_bytes
     from topodata.data import load_dataset
     from topodata.embed import build_model
     from topodata.select import versions
@@ -96,7 +95,7 @@ def run(args) -> int:
     atomic_write_files(args.out, {
         "rounds.csv": run_.to_csv().encode(),
         "rounds.png": run_.plot_png(),
-        "manifest.json": (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(),
+        "manifest.json": json_bytes(manifest),
         "model.pt": checkpoint_bytes(run_.model, model_name=args.model, input_shape=ds.input_shape,
                                      n_classes=ds.n_classes),
     })

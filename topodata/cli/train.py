@@ -9,7 +9,6 @@ full-data reference). Writes ``metrics.json`` and ``model.pt`` (a ``state_dict``
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 
@@ -44,7 +43,7 @@ def add_parser(subparsers, help: str):
 def run(args) -> int:
     import torch
 
-    from topodata._io import atomic_write_files
+    from topodata._io import atomic_write_files, json_bytes
     from topodata.select import versions
     from topodata.train.subset import train_on_subset
 
@@ -62,7 +61,7 @@ def run(args) -> int:
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
     atomic_write_files(out, {
-        "metrics.json": (json.dumps(metrics, indent=2, sort_keys=True, default=str) + "\n").encode(),
+        "metrics.json": json_bytes(metrics, default=str),
         "model.pt": buf.getvalue(),
     })
     print(f"test accuracy {100 * metrics['accuracy']:.2f}% (loss {metrics['loss']:.4f}) after {metrics['steps']} "

@@ -24,7 +24,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from .. import _validation as V
-from .._io import atomic_write_files, user_cache_dir
+from .._io import atomic_write_files, json_bytes, user_cache_dir
+from ..select import versions
 from .models import MODELS, build_model
 
 __all__ = ["EmbedResult", "embed", "embed_cached", "default_epochs", "proxy_subset", "cache_key"]
@@ -100,7 +101,7 @@ class EmbedResult:
             buf = io.BytesIO()
             torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, buf)
             files["model.pt"] = buf.getvalue()
-        files[MANIFEST_FILE] = (json.dumps(self.manifest, indent=2, sort_keys=True) + "\n").encode()
+        files[MANIFEST_FILE] = json_bytes(self.manifest)
         return files
 
     def save(self, out_dir: str | os.PathLike, *, include_model: bool = False) -> list[Path]:
@@ -178,16 +179,6 @@ def _recorder_class():
     except ImportError:
         return None
     return DynamicsRecorder
-
-
-def _versions() -> dict[str, str]:
-    import torch
-    import torchvision
-
-    from .. import __version__
-
-    return {"topodata": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": np.__version__}
 
 
 def embed(
@@ -332,7 +323,7 @@ def embed(
             "extract": round(t_extracted - t_trained, 3),
             "total": round(time.perf_counter() - t_start, 3),
         },
-        "versions": _versions(),
+        "versions": versions(),
     }
     return EmbedResult(
         features=features, labels=ds.y_train.astype(np.int64), features_test=features_test,
