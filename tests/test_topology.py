@@ -13,7 +13,6 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial.distance import cdist
 
-from topodata._validation import TopodataInputError
 from topodata.topology import (
     H1Diagram,
     diagram_summaries,

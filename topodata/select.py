@@ -26,6 +26,7 @@ __all__ = [
     "auto_beta",
     "save_selection",
     "to_subset",
+    "load_indices",
     "STRATEGIES",
 ]
 
@@ -403,19 +404,88 @@ def save_selection(result: SelectionResult, out_dir: str | Path, *, extra_files:
     return atomic_write_files(out_dir, files)
 
 
+def load_indices(
+    source: Any, *, n_total: int | None = None, name: str = "indices", where: str | None = None
+) -> np.ndarray:
+    """Kept indices from a selection folder, an ``.npy``/``.txt`` file, an int array or a boolean mask.
+
+    Parameters
+    ----------
+    source : str, path, array-like of int or of bool
+        A folder written by ``topodata select`` (its ``indices.npy`` is read), a path to an
+        ``.npy`` or ``.txt`` (one index per line) file, integer positions, or a boolean mask of
+        length ``n_total``.
+    n_total : int, optional
+        Size of the training split; when given, every index must lie in ``[0, n_total)``.
+    where : str, optional
+        How the error names what the indices must fit (default: "a training split of n_total samples").
+
+    Returns
+    -------
+    ndarray of int64, shape (n_kept,)
+        Sorted, unique positions in the training split.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a path does not exist (or a folder holds no ``indices.npy``).
+    TopodataInputError
+        If the indices are not 1-D integers, repeat a position, are empty or fall outside the split.
+    """
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.is_dir():
+            path = path / "indices.npy"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{name}: {str(path)!r} not found; pass the folder written by `topodata select` "
+                "or its indices.npy"
+            )
+        try:
+            arr = np.loadtxt(path, dtype=np.int64, ndmin=1) if path.suffix == ".txt" else np.load(path)
+        except (ValueError, OSError) as exc:
+            raise V.TopodataInputError(f"{name}: cannot read {str(path)!r} ({exc})") from None
+        name = f"{name} ({path})"
+    else:
+        arr = np.asarray(source)
+    if arr.dtype == bool:
+        if arr.ndim != 1 or (n_total is not None and arr.shape[0] != n_total):
+            raise V.TopodataInputError(
+                f"{name}: a boolean mask must be 1-D of length n_train={n_total}; got shape {arr.shape}"
+            )
+        arr = np.flatnonzero(arr)
+    if arr.ndim != 1:
+        raise V.TopodataInputError(f"{name} must be 1-D; got shape {arr.shape}. Flatten it or pass indices.npy")
+    if arr.dtype.kind not in "iu":
+        raise V.TopodataInputError(
+            f"{name} must be integer positions into the training split; got dtype {arr.dtype}"
+        )
+    arr = arr.astype(np.int64)
+    if arr.size == 0:
+        raise V.TopodataInputError(f"{name} is empty; a subset needs at least one sample")
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or (n_total is not None and hi >= n_total):
+        raise V.TopodataInputError(
+            f"{name} range [{lo}, {hi}] does not fit {where or f'a training split of {n_total} samples'}; "
+            "were they selected on another dataset?"
+        )
+    uniq = np.unique(arr)
+    if uniq.size != arr.size:
+        raise V.TopodataInputError(
+            f"{name} repeats {arr.size - uniq.size} position(s); a selection keeps each sample once"
+        )
+    return uniq
+
+
+
 def to_subset(dataset: Any, indices: Any):
     """Wrap a torch dataset (or anything indexable) into ``torch.utils.data.Subset``.
 
-    ``indices`` may be an array or a path to ``indices.npy`` / a selection output folder.
+    ``indices`` is anything :func:`load_indices` reads: an array, a boolean mask, a path to
+    ``indices.npy`` / ``indices.txt`` or a selection output folder.
     """
     from torch.utils.data import Subset
 
-    if isinstance(indices, (str, Path)):
-        p = Path(indices)
-        indices = np.load(p / "indices.npy" if p.is_dir() else p)
-    idx = np.asarray(indices, dtype=np.int64)
-    if idx.size and (idx.min() < 0 or idx.max() >= len(dataset)):
-        raise V.TopodataInputError(
-            f"indices range [{idx.min()}, {idx.max()}] does not fit a dataset of length {len(dataset)}"
-        )
+    n = len(dataset)
+    idx = load_indices(indices, n_total=n, where=f"a dataset of length {n}")
     return Subset(dataset, idx.tolist())

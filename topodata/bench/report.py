@@ -102,8 +102,8 @@ def _protocol_text(p: Pipeline, trainer: str | None = None) -> str:
     e = p.embedder
     emb = f"embedder **{e.model}** (proxy trained on {100 * e.proxy_fraction:.3g}% of the training split, seed {e.seed})"
     if name == PROBE:
-        how = (f"trainer **probe**: logistic regression on the embedder's frozen features — a quick look, "
-               f"not a network trained on the subset")
+        how = ("trainer **probe**: logistic regression on the embedder's frozen features — a quick look, "
+               "not a network trained on the subset")
     else:
         how = (f"trainer **{name}**: {t.steps} SGD steps (Nesterov momentum, one-cycle schedule, peak lr "
                f"{t.lr:g}), batch {t.batch_size}, standard augmentation — the same step budget for every "
