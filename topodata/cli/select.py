@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import TopodataInputError
+from .._validation import TopodataInputError, check_rate
 
 MAIN_METHOD = "topoprune"  # its options carry no prefix
 
@@ -184,8 +184,7 @@ def run(args) -> int:
         raise TopodataInputError("give exactly one of --dataset SPEC or --embeddings F.npy --labels Y.npy")
     if args.embeddings is not None and args.labels is None:
         raise TopodataInputError("--embeddings needs --labels Y.npy")
-    if not 0.0 < args.rate < 1.0:
-        raise TopodataInputError(f"--rate must be the fraction removed, strictly between 0 and 1; got {args.rate}")
+    check_rate(args.rate, name="--rate")  # before the (possibly long) embed stage
     beta = args.beta if args.beta == "auto" else _float_option(args.beta, "--beta")
     if args.out.exists() and not args.out.is_dir():
         raise NotADirectoryError(f"--out {args.out} exists and is not a directory")
