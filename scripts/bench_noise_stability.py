@@ -1,10 +1,12 @@
 """Stability of a selection under Gaussian noise on the features, without training.
 
-For each sampler ('draw', 'key') select at ``rate`` on the clean features and on features with noise of
-σ = scale × (mean per-dimension std) (the bench's ``add_feature_noise``), same seed, and print the Jaccard
-overlap of the kept indices. Two independent random subsets of fraction f overlap by about f / (2 − f).
+For each method, noise scale and sampler ('key', the default, and 'draw') select at ``rate`` on the clean
+features and on features with noise of σ = scale × (mean per-dimension std) (the bench's
+``add_feature_noise``), same seed, and print the Jaccard overlap of the kept indices. Two independent random
+subsets of fraction f overlap by about f / (2 − f). Methods that read training dynamics instead of features
+(el2n, ccs, forgetting, aum) overlap 1 by construction and are not listed by default.
 
-    python scripts/bench_noise_stability.py --method topoprune --scale 0.1
+    python scripts/bench_noise_stability.py --methods topoprune,d2 --scales 0.1,0.25,0.5
 """
 
 from __future__ import annotations
@@ -13,21 +15,21 @@ import json
 import time
 from pathlib import Path
 
-
 from _bench import hyp_parser
 
 hyp = {
     "dataset": "fashion-mnist",  # cached small-CNN embedding (embed_cached defaults)
-    "method": "topoprune",
+    "methods": "moderate,kcenter,d2,topoprune",  # comma-separated
+    "samplers": "key,draw",  # comma-separated; only coverage-strategy methods differ between them
     "rate": 0.9,
-    "scale": 0.1,  # noise σ in units of the mean per-dimension feature std
+    "scales": "0.1,0.25,0.5",  # noise σ in units of the mean per-dimension feature std
     "seed": 0,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = hyp_parser(hyp, __doc__)
-    parser.add_argument("--out", type=Path, default=None, help="folder for results.json")
+    parser.add_argument("--out", type=Path, default=None, help="folder for results.json and a copy of this script")
     args = parser.parse_args(argv)
     h = {k: getattr(args, k) for k in hyp}
 
@@ -36,23 +38,38 @@ def main(argv: list[str] | None = None) -> int:
     from topodata.select import select
 
     emb = embed_cached(h["dataset"], model="smallcnn", progress=False)
-    noisy = add_feature_noise(emb.features, h["scale"], random_state=h["seed"])
+    scales = [float(s) for s in h["scales"].split(",")]
     rows = []
-    for sampler in ("draw", "key"):
-        t = time.perf_counter()
-        kept = [select(f, emb.labels, rate=h["rate"], method=h["method"], random_state=h["seed"],
-                       sampler=sampler, dynamics=emb.dynamics).indices for f in (emb.features, noisy)]
-        rows.append({"sampler": sampler, "jaccard": jaccard(*kept), "seconds": time.perf_counter() - t})
+    for method in h["methods"].split(","):
+        samplers = h["samplers"].split(",")
+        for sampler in samplers:
+            t = time.perf_counter()
+            clean = select(emb.features, emb.labels, rate=h["rate"], method=method, random_state=h["seed"],
+                           sampler=sampler, dynamics=emb.dynamics)
+            row = {"method": method, "sampler": sampler}
+            for scale in scales:
+                noisy = add_feature_noise(emb.features, scale, random_state=h["seed"])
+                kept = select(noisy, emb.labels, rate=h["rate"], method=method, random_state=h["seed"],
+                              sampler=sampler, dynamics=emb.dynamics).indices
+                row[f"s={scale:g}"] = jaccard(clean.indices, kept)
+            row["seconds"] = time.perf_counter() - t
+            rows.append(row)
+            print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+                  flush=True)
+            if clean.manifest.get("sampler") is None:  # not a coverage selection: samplers are alike
+                break
     keep = 1 - h["rate"]
-    print(f"{h['method']} at rate {h['rate']}, noise scale {h['scale']} on {h['dataset']} "
+    print(f"\n## Jaccard overlap with the clean selection, rate {h['rate']}, seed {h['seed']}, {h['dataset']} "
           f"(independent random subsets: {keep / (2 - keep):.3f})")
-    print(f"{'sampler':<8}{'jaccard':>9}{'seconds':>9}")
+    cols = ["method", "sampler", *[f"s={s:g}" for s in scales], "seconds"]
+    print(" | ".join(cols))
+    print("|".join("---" for _ in cols))
     for r in rows:
-        print(f"{r['sampler']:<8}{r['jaccard']:>9.3f}{r['seconds']:>9.1f}")
+        print(" | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "results.json").write_text(json.dumps({"hyp": h, "rows": rows}, indent=2))
-        (args.out / "source.py").write_text(Path(__file__).read_text())
+        (args.out / "bench_noise_stability.py").write_text(Path(__file__).read_text())
     return 0
 
 

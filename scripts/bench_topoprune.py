@@ -69,7 +69,7 @@ def _table(rows: list[dict], title: str) -> None:
 
 def _fmt(v) -> str:
     if isinstance(v, float):
-        return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+        return f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
     return str(v)
 
 
@@ -233,15 +233,17 @@ def main_section(h: dict, out: Path | None) -> dict:
     _table(pers, f"local persistence on {neigh.shape[0]} neighbourhoods of {neigh.shape[1]} points "
                  f"in {z.shape[1]}-d (target ratio >= 20); same diagrams on the sample: {same}")
 
-    # 3. linear probe: kept 10% vs random 10%
+    # 3. linear probe: kept 10% vs random 10%; also TopoPrune without its label-consistency term
     rows = []
-    for method in ("topoprune", "random") if h["probe"] else ():
+    variants = {"topoprune": ("topoprune", None), "topoprune, label_weight=0": ("topoprune", {"label_weight": 0}),
+                "random": ("random", None)}
+    for name, (method, params) in variants.items() if h["probe"] else ():
         accs = []
         for seed in range(h["seeds"]):
-            r = res if (method == "topoprune" and seed == 0) else topodata.select(
-                x, y, rate=h["rate"], method=method, random_state=seed)
+            r = res if (name == "topoprune" and seed == 0) else topodata.select(
+                x, y, rate=h["rate"], method=method, random_state=seed, method_params=params)
             accs.append(_probe(x[r.indices], y[r.indices], emb.features_test, emb.labels_test, h["probe_c"]))
-        rows.append({"subset": f"{method} {1 - h['rate']:.0%}", "test acc mean": float(np.mean(accs)),
+        rows.append({"subset": f"{name} {1 - h['rate']:.0%}", "test acc mean": float(np.mean(accs)),
                      "std": float(np.std(accs)), "per seed": " ".join(f"{a:.4f}" for a in accs)})
     if h["probe"]:
         full = _probe(x, y, emb.features_test, emb.labels_test, h["probe_c"])

@@ -68,6 +68,10 @@ def test_parse_smoke_pipeline():
     assert p.methods == ("random", "moderate") and p.rates == (0.5, 0.9) and p.seeds == (0, 1)
     assert p.trainer.steps == 30 and p.embedder.params == {"epochs": 10}
     assert p.noise is None and p.transfer is None and "digits" in p.source
+    assert p.selection.sampler == "key"  # the select default, part of the protocol
+    assert p.protocol()["selection"]["sampler"] == "key"
+    draw = parse_pipeline(GOOD + "[selection]\nsampler = 'draw'\n")
+    assert draw.selection.sampler == "draw" and draw.protocol_hash() != parse_pipeline(GOOD).protocol_hash()
 
 
 @pytest.mark.parametrize(
@@ -87,6 +91,7 @@ def test_parse_smoke_pipeline():
         (GOOD + "[noise]\nscales = [0.0]\n", r"noise.scales must be > 0"),
         (GOOD + "[selection]\nmethod_params = { kcenter = {} }\n", r"method_params has key 'kcenter'"),
         (GOOD + "[transfer]\ntrainers = ['mlp']\n", r"missing required key 'transfer.embedders'"),
+        (GOOD + "[selection]\nsampler = 'fresh'\n", r"selection.sampler must be one of"),
         ("dataset = [", r"not valid TOML"),
     ],
 )
@@ -129,6 +134,7 @@ def test_unknown_model_fails_before_any_work(tmp_path):
         ("fashion_mnist_noise", (7 + 6 * 3) * 3 + 3),  # random has no noisy cells
         ("fashion_mnist_transfer", (6 * 9 + 3) * 3 + 3 * 3),  # random: one embedder; full data per model
         ("digits_smoke", 2 * 2 * 2 + 2),
+        ("fashion_mnist_long", 4 * 2 * 3 + 3),
     ],
 )
 def test_cell_counts_of_the_shipped_pipelines(name, n_cells):

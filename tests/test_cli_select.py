@@ -32,7 +32,8 @@ def _run_cli(*args):
 def test_parser_defaults():
     args = build_parser().parse_args(["select", "--dataset", "digits", "--rate", "0.9", "--out", "x"])
     assert args.method == "topoprune" and args.seed == 0 and args.beta == "auto"
-    assert args.class_balance == "proportional" and args.n_strata == 50
+    assert args.class_balance == "proportional" and args.n_strata == 50 and args.sampler == "key"
+    assert args.mp__topoprune__label_weight == 1.0  # --label-weight, generated from TopoPruneConfig
 
 
 def test_help_lists_every_option(capsys):

@@ -15,6 +15,7 @@ from topodata.manifold import density_fixture
 from topodata.scores.topoprune import (
     CONFIG,
     TopoPruneConfig,
+    label_disagreement,
     local_neighbourhoods,
     topological_displacement,
     topoprune,
@@ -103,16 +104,46 @@ def test_gradient_moves_points_along_the_loss_gradient(digits):
 
 def test_summary_scores(digits):
     x, y = digits
-    tp = _run(x, y, manifold="none", score="total_persistence", k_local=8)
+    tp = _run(x, y, manifold="none", score="total_persistence", k_local=8, label_weight=0)
     z = tp.extras["manifold"]
     neigh = local_neighbourhoods(z, y, 8)
     expected = diagram_summaries(h0_point_cloud(z[neigh]).deaths, p=2)["total_persistence_h0"]
     np.testing.assert_allclose(tp.scores, expected, rtol=1e-5)
-    ent = _run(x, y, manifold="none", score="entropy", k_local=8)
+    ent = _run(x, y, manifold="none", score="entropy", k_local=8, label_weight=0)
     assert np.isfinite(ent.scores).all() and ent.scores.max() <= np.log(8) + 1e-9
-    h1 = _run(x[:150], y[:150], manifold="none", score="h1_count", k_local=8, neighbourhoods="global")
+    h1 = _run(x[:150], y[:150], manifold="none", score="h1_count", k_local=8, neighbourhoods="global",
+              label_weight=0)
     assert h1.scores.min() >= 0 and h1.scores.max() >= 1
     assert np.array_equal(h1.scores, np.round(h1.scores))
+
+
+def test_label_disagreement_by_hand():
+    # 4 points on a line, labels 0 0 1 1; each point's 2 nearest others
+    idx = np.array([[0, 1, 2], [1, 0, 2], [2, 3, 1], [3, 2, 1]])
+    np.testing.assert_array_equal(label_disagreement(idx, np.array([0, 0, 1, 1])), [0.5, 0.5, 0.5, 0.5])
+    np.testing.assert_array_equal(label_disagreement(idx, np.array([0, 0, 0, 1])), [0, 0, 0.5, 1])
+    with pytest.raises(TopodataInputError, match=r"knn_indices must have shape \(n_samples, k \+ 1\)"):
+        label_disagreement(np.arange(4)[:, None], np.zeros(4))
+
+
+def test_score_is_normalised_topology_plus_label_term(digits):
+    """score = topological score / its max + label_weight · disagreement on the feature kNN graph
+    (the graph UMAP gets, k = umap_neighbors); flipped labels rise to the top."""
+    from topodata.neighbors import knn, l2_normalize
+
+    x, y = digits
+    y_noisy = y.copy()
+    flip = np.arange(0, 600, 20)  # 30 samples relabelled to the next digit
+    y_noisy[flip] = (y[flip] + 1) % 10
+    pure = _run(x, y_noisy, manifold="none", k_local=8, label_weight=0)
+    both = _run(x, y_noisy, manifold="none", k_local=8, label_weight=2.0)
+    np.testing.assert_array_equal(both.extras["topological_scores"], pure.scores)
+    dis = label_disagreement(knn(l2_normalize(x), 15)[0], y_noisy)
+    np.testing.assert_allclose(both.scores, pure.scores / pure.scores.max() + 2.0 * dis, rtol=1e-12)
+    assert both.params["label_weight"] == 2.0
+    assert both.params["mean_label_disagreement"] == pytest.approx(dis.mean())
+    top = np.argsort(-both.scores)[:30]
+    assert np.isin(flip, top).mean() >= 0.8  # the flipped samples are the most disagreeing
 
 
 def test_global_neighbourhoods_cross_classes(digits):
@@ -152,6 +183,7 @@ def test_select_reports_small_class_as_input_error():
         ({"density": "kde"}, TopodataInputError, "density must be one of"),
         ({"step_size": "big"}, TypeError, "step_size must be of type"),
         ({"n_jobs": 0}, TopodataInputError, "n_jobs must be a positive"),
+        ({"label_weight": -1.0}, TopodataInputError, "label_weight must be >= 0"),
         ({"gamma": 1.0}, TopodataInputError, r"unknown option\(s\) \['gamma'\]; valid options: score"),
     ],
 )

@@ -137,7 +137,7 @@ def select_from_scores(
     strategy: str = "coverage",
     beta: float = 0.0,
     n_strata: int = 50,
-    sampler: str = "draw",
+    sampler: str = "key",
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Turn per-sample scores (higher = harder) into kept indices, class by class.
@@ -230,7 +230,7 @@ def select(
     strategy: str | None = None,
     beta: float | str = "auto",
     n_strata: int = 50,
-    sampler: str = "draw",
+    sampler: str = "key",
     dynamics: Any = None,
     dataset: str = "arrays",
     method_params: dict[str, Any] | None = None,
@@ -257,8 +257,9 @@ def select(
         Most-scored fraction dropped per class under ``coverage`` (see :func:`auto_beta`).
     n_strata : int, default=50
         Number of score strata under ``coverage``.
-    sampler : {'draw', 'key'}, default='draw'
-        How a coverage stratum is sampled (see :func:`select_from_scores`).
+    sampler : {'draw', 'key'}, default='key'
+        How a coverage stratum is sampled (see :func:`select_from_scores`); ``key`` keeps the
+        selection stable when the features (and so the scores) move a little.
     dynamics : TrainingDynamics, optional
         Per-sample training dynamics for ``el2n``/``forgetting``/``aum``/``ccs``.
     method_params : dict, optional

@@ -29,6 +29,7 @@ a default)::
 
     [selection]
     strategy = "coverage"             # default: each method's own
+    sampler = "key"                   # how a coverage stratum is sampled: key (default) or draw
     class_balance = "proportional"
     method_params = { topoprune = { k = 16 } }
 
@@ -99,6 +100,7 @@ class TrainerSpec:
 class SelectionSpec:
     strategy: str | None = None
     class_balance: str = "proportional"
+    sampler: str = "key"
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -258,14 +260,16 @@ def parse_pipeline(text: str, *, name: str = "pipeline", origin: str = "<string>
         params=r.table("trainer.params", tr.get("params", {})),
         probe=r.table("trainer.probe", tr.get("probe", {})),
     )
-    sel = r.keys("selection", ("strategy", "class_balance", "method_params"), top.get("selection", {}))
-    from ..select import STRATEGIES
+    sel = r.keys("selection", ("strategy", "class_balance", "sampler", "method_params"), top.get("selection", {}))
+    from ..select import SAMPLERS, STRATEGIES
 
     strategy = sel.get("strategy")
     if strategy is not None:
         V.check_options(r.scalar("selection.strategy", strategy, str), f"{origin}: selection.strategy", STRATEGIES)
     balance = r.scalar("selection.class_balance", sel.get("class_balance", "proportional"), str)
     V.check_options(balance, f"{origin}: selection.class_balance", ("proportional", "balanced"))
+    sampler = r.scalar("selection.sampler", sel.get("sampler", "key"), str)
+    V.check_options(sampler, f"{origin}: selection.sampler", SAMPLERS)
     mparams = r.table("selection.method_params", sel.get("method_params", {}))
     for m, params in mparams.items():
         if m not in methods:
@@ -303,7 +307,8 @@ def parse_pipeline(text: str, *, name: str = "pipeline", origin: str = "<string>
         full_data=r.scalar("full_data", top.get("full_data", True), bool),
         embedder=embedder,
         trainer=trainer,
-        selection=SelectionSpec(strategy=strategy, class_balance=balance, method_params=mparams),
+        selection=SelectionSpec(strategy=strategy, class_balance=balance, sampler=sampler,
+                                method_params=mparams),
         noise=noise,
         transfer=transfer,
         source=text,

@@ -173,7 +173,8 @@ class _Context:
             res = select(
                 self.features(cell), emb.labels, rate=cell.rate, method=cell.method, random_state=cell.seed,
                 dynamics=emb.dynamics, dataset=self.p.dataset, strategy=sel.strategy,
-                class_balance=sel.class_balance, method_params=sel.method_params.get(cell.method),
+                class_balance=sel.class_balance, sampler=sel.sampler,
+                method_params=sel.method_params.get(cell.method),
             )
             seconds = time.perf_counter() - t0
             res.extras = {}  # plot arrays; not needed here and large

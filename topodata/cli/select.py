@@ -133,10 +133,10 @@ def add_parser(subparsers, help: str):
                         "grows with the rate: max(0, 0.25 (rate - 0.5)) (default: auto)")
     p.add_argument("--n-strata", type=int, default=50,
                    help="under coverage: number of equal-width score strata (default: 50)")
-    p.add_argument("--sampler", choices=["draw", "key"], default="draw",
-                   help="under coverage: a fresh seeded draw inside each stratum, or the members with the "
-                        "smallest of one random key per sample (stable when the scores shift, e.g. under "
-                        "embedding noise) (default: draw)")
+    p.add_argument("--sampler", choices=["draw", "key"], default="key",
+                   help="under coverage: the members of each stratum with the smallest of one random key "
+                        "per sample, drawn once from the seed (stable when the scores shift, e.g. under "
+                        "embedding noise), or a fresh seeded draw inside each stratum (default: key)")
     p.add_argument("--plot", action="store_true",
                    help="also write manifold.png (2-D view, kept samples highlighted) and diagrams.png "
                         "(a few neighbourhoods' persistence diagrams) when the method provides them")
