@@ -22,6 +22,17 @@ def hyp_parser(hyp: dict[str, Any], doc: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def parse_hyp(hyp: dict[str, Any], doc: str | None, argv: list[str] | None,
+              out_help: str = "folder for results.json and a copy of the script"):
+    """``(h, args)``: the ``hyp`` values as given on the command line, plus ``args.out`` (a Path or None)."""
+    from pathlib import Path
+
+    parser = hyp_parser(hyp, doc)
+    parser.add_argument("--out", type=Path, default=None, help=out_help)
+    args = parser.parse_args(argv)
+    return {k: getattr(args, k) for k in hyp}, args
+
+
 def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     """Best wall time of ``repeats`` calls (least disturbed by other load) and the last result."""
     best, out = np.inf, None

@@ -15,7 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from _bench import hyp_parser
+from _bench import parse_hyp
 
 hyp = {
     "dataset": "fashion-mnist",  # cached small-CNN embedding (embed_cached defaults)
@@ -28,10 +28,7 @@ hyp = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = hyp_parser(hyp, __doc__)
-    parser.add_argument("--out", type=Path, default=None, help="folder for results.json and a copy of this script")
-    args = parser.parse_args(argv)
-    h = {k: getattr(args, k) for k in hyp}
+    h, args = parse_hyp(hyp, __doc__, argv)
 
     from topodata.bench import add_feature_noise, jaccard
     from topodata.embed import embed_cached
@@ -56,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
                   flush=True)
-            if clean.manifest.get("sampler") is None:  # not a coverage selection: samplers are alike
+            if clean.manifest["params"].get("sampler") is None:  # not a coverage selection: samplers alike
                 break
     keep = 1 - h["rate"]
     print(f"\n## Jaccard overlap with the clean selection, rate {h['rate']}, seed {h['seed']}, {h['dataset']} "

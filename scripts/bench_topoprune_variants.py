@@ -18,10 +18,9 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
-from _bench import hyp_parser
+from _bench import parse_hyp
 
 hyp = {
     "dataset": "fashion-mnist",
@@ -53,10 +52,7 @@ def _parse_variant(text: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = hyp_parser(hyp, __doc__)
-    parser.add_argument("--out", type=Path, default=None, help="folder for results.json")
-    args = parser.parse_args(argv)
-    h = {k: getattr(args, k) for k in hyp}
+    h, args = parse_hyp(hyp, __doc__, argv)
 
     import topodata
     from topodata.data import load_dataset
