@@ -134,7 +134,7 @@ def test_unknown_model_fails_before_any_work(tmp_path):
         ("fashion_mnist_noise", (7 + 6 * 3) * 3 + 3),  # random has no noisy cells
         ("fashion_mnist_transfer", (6 * 9 + 3) * 3 + 3 * 3),  # random: one embedder; full data per model
         ("digits_smoke", 2 * 2 * 2 + 2),
-        ("fashion_mnist_long", 4 * 2 * 3 + 3),
+        ("fashion_mnist_long", 4 * 4 * 3 + 3),
         ("fashion_mnist_transfer_cpu", (3 * 4 + 2) * 3 + 2 * 3),
     ],
 )
