@@ -36,17 +36,17 @@ def main(argv: list[str] | None = None) -> int:
 
     emb = embed_cached(h["dataset"], model="smallcnn", progress=False)
     scales = [float(s) for s in h["scales"].split(",")]
+    # one noise draw per scale, shared by every method and sampler (as the bench does)
+    noisy = {s: add_feature_noise(emb.features, s, random_state=h["seed"]) for s in scales}
     rows = []
     for method in h["methods"].split(","):
-        samplers = h["samplers"].split(",")
-        for sampler in samplers:
+        for sampler in h["samplers"].split(","):
             t = time.perf_counter()
             clean = select(emb.features, emb.labels, rate=h["rate"], method=method, random_state=h["seed"],
                            sampler=sampler, dynamics=emb.dynamics)
             row = {"method": method, "sampler": sampler}
             for scale in scales:
-                noisy = add_feature_noise(emb.features, scale, random_state=h["seed"])
-                kept = select(noisy, emb.labels, rate=h["rate"], method=method, random_state=h["seed"],
+                kept = select(noisy[scale], emb.labels, rate=h["rate"], method=method, random_state=h["seed"],
                               sampler=sampler, dynamics=emb.dynamics).indices
                 row[f"s={scale:g}"] = jaccard(clean.indices, kept)
             row["seconds"] = time.perf_counter() - t

@@ -7,6 +7,10 @@ Default variant: TopoPrune without its label-consistency term (``label_weight=0`
 more with ``--variants "label_weight=0;k_local=32,steps=5;beta=0.3"``. Keys of ``select`` itself (``beta``,
 ``strategy``, ``n_strata``, ``sampler``, ``class_balance``) go to it, the others to TopoPrune; the scores of one
 seed and one set of TopoPrune options are computed once and reused by every selection setting.
+The selection step repeats ``topodata.select``'s glue (class budgets, auto β, coverage) on the cached
+scores with a fresh ``default_rng(seed)``, so a variant equal to the defaults draws other samples than
+``select`` itself (whose generator the method has already advanced): compare variants with each other and
+with the pipeline's rows as a mean over seeds, not seed by seed.
 
     python scripts/bench_topoprune_variants.py --out runs/topoprune_variants
 
