@@ -7,14 +7,23 @@ Default variant: TopoPrune without its label-consistency term (``label_weight=0`
 more with ``--variants "label_weight=0;k_local=32,steps=5;beta=0.3"``. Keys of ``select`` itself (``beta``,
 ``strategy``, ``n_strata``, ``sampler``, ``class_balance``) go to it, the others to TopoPrune; the scores of one
 seed and one set of TopoPrune options are computed once and reused by every selection setting.
-The selection step repeats ``topodata.select``'s glue (class budgets, auto β, coverage) on the cached
-scores with a fresh ``default_rng(seed)``, so a variant equal to the defaults draws other samples than
-``select`` itself (whose generator the method has already advanced): compare variants with each other and
-with the pipeline's rows as a mean over seeds, not seed by seed.
+The selection step hands the cached scores to ``topodata.select(scores=...)`` with the same seed; that
+generator starts fresh, so a variant equal to the defaults draws other samples than ``select`` itself (whose
+generator the method has already advanced): compare variants with each other and with the pipeline's rows
+as a mean over seeds, not seed by seed.
 
     python scripts/bench_topoprune_variants.py --out runs/topoprune_variants
 
-Prints a table (mean ± std over seeds) and writes ``results.json`` and a copy of this script to ``--out``.
+``--split val`` is for *choosing* settings: per class the last ``val_per_class`` training samples are held
+out, a fresh small-CNN proxy is trained on the rest (the pool), selection runs on the pool's features and
+every model is scored on the held-out samples; the test split is never read. ``rate`` is a variant key
+too (``"rate=0.7,beta=0.025"``), and ``strategy=random`` is the random baseline under the same glue.
+
+    python scripts/bench_topoprune_variants.py --split val --out runs/topoprune_val \
+        --variants "strategy=random;beta=0.05;beta=0.1"
+
+Prints a table (mean ± std over seeds) and writes ``results.json`` (after every variant) and a copy of this
+script to ``--out``.
 """
 
 from __future__ import annotations
@@ -34,10 +43,42 @@ hyp = {
     "batch_size": 128,
     "lr": 0.05,  # one-cycle peak
     "variants": "label_weight=0",  # ';'-separated, each 'k=v,k=v' of TopoPruneConfig
+    "split": "test",  # 'test': score on the test split; 'val': hold out part of the training split
+    "val_per_class": 1000,  # with split=val: the last this many training samples of each class
 }
 
 
-SELECT_KEYS = ("beta", "strategy", "n_strata", "sampler", "class_balance")
+SELECT_KEYS = ("rate", "beta", "strategy", "n_strata", "sampler", "class_balance")
+
+
+def holdout(labels: np.ndarray, per_class: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(pool, val)`` sorted positions: per class the last ``per_class`` samples (training order) are val."""
+    val = np.concatenate([np.flatnonzero(labels == c)[-per_class:] for c in np.unique(labels)])
+    mask = np.zeros(labels.shape[0], dtype=bool)
+    mask[val] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def _validation_data(h: dict, out):
+    """Pool-as-train / val-as-test dataset and the pool features of a proxy trained on the pool only."""
+    from dataclasses import replace
+
+    from topodata.data import load_dataset
+    from topodata.embed import embed
+
+    full = load_dataset(h["dataset"], progress=False)
+    pool, val = holdout(full.y_train, h["val_per_class"])
+    data = replace(full, name=f"{full.name}[pool]", x_train=full.x_train[pool], y_train=full.y_train[pool],
+                   x_test=full.x_train[val], y_test=full.y_train[val])
+    cache = None if out is None else out / f"pool_features_{h['val_per_class']}.npy"
+    if cache is not None and cache.is_file():
+        return data, np.load(cache)
+    emb = embed(data, model="smallcnn", random_state=0, progress=False, record_dynamics=False)
+    print(f"pool proxy: val accuracy {emb.manifest['proxy_test_accuracy']:.4f}", flush=True)
+    if cache is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        np.save(cache, emb.features)
+    return data, emb.features
 
 
 def _parse_variant(text: str) -> dict:
@@ -61,47 +102,50 @@ def main(argv: list[str] | None = None) -> int:
     import topodata
     from topodata.data import load_dataset
     from topodata.embed import embed_cached
-    from topodata.select import auto_beta, class_budgets, n_kept, select_from_scores
     from topodata.train.subset import train_on_subset
 
-    emb = embed_cached(h["dataset"], model="smallcnn", progress=False)
-    data = load_dataset(h["dataset"], progress=False)
+    if h["split"] == "val":
+        data, features = _validation_data(h, args.out)
+    elif h["split"] == "test":
+        features = embed_cached(h["dataset"], model="smallcnn", progress=False).features
+        data = load_dataset(h["dataset"], progress=False)
+    else:
+        raise SystemExit(f"--split must be 'test' or 'val'; got {h['split']!r}")
+    labels = data.y_train
     rows = []
     scores: dict[tuple, np.ndarray] = {}
     for text in h["variants"].split(";"):
         params = _parse_variant(text)
         sel = {k: params.pop(k) for k in list(params) if k in SELECT_KEYS}
+        rate = float(sel.get("rate", h["rate"]))
         accs, secs = [], []
         for seed in range(h["seeds"]):
             t = time.perf_counter()
             key = (seed, tuple(sorted(params.items())))
             if key not in scores:
-                scores[key] = topodata.select(emb.features, emb.labels, rate=h["rate"], method="topoprune",
+                # TopoPrune's scores do not depend on the rate
+                scores[key] = topodata.select(features, labels, rate=rate, method="topoprune",
                                               random_state=seed, method_params=params).scores
-            budgets = class_budgets(emb.labels, n_kept(len(emb.labels), h["rate"]),
-                                    balance=sel.get("class_balance", "proportional"))
-            kept = select_from_scores(
-                scores[key], emb.labels, budgets, strategy=sel.get("strategy", "coverage"),
-                beta=float(sel.get("beta", auto_beta(h["rate"]))), n_strata=int(sel.get("n_strata", 50)),
-                sampler=sel.get("sampler", "key"), rng=np.random.default_rng(seed),
-            )
+            kept = topodata.select(None, labels, rate=rate, scores=scores[key], random_state=seed,
+                                   **{k: v for k, v in sel.items() if k != "rate"}).indices
             m = train_on_subset(data, kept, model="smallcnn", steps=h["steps"], batch_size=h["batch_size"],
                                 lr=h["lr"], random_state=seed, progress=False)
             accs.append(m["accuracy"])
             secs.append(time.perf_counter() - t)
             print(f"{text} seed {seed}: {m['accuracy']:.4f} ({secs[-1]:.0f} s)", flush=True)
-        rows.append({"variant": text, "mean": float(np.mean(accs)), "std": float(np.std(accs)),
+        rows.append({"variant": text, "rate": rate, "mean": float(np.mean(accs)), "std": float(np.std(accs)),
                      "per_seed": accs, "seconds": float(np.sum(secs))})
-    print(f"\n## TopoPrune variants, {h['dataset']} rate {h['rate']}, smallcnn {h['steps']} steps, "
-          f"{h['seeds']} seeds (test accuracy)")
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "results.json").write_text(json.dumps({"hyp": h, "rows": rows}, indent=2) + "\n")
+    print(f"\n## TopoPrune variants, {h['dataset']} rate {h['rate']} unless given, smallcnn {h['steps']} steps, "
+          f"{h['seeds']} seeds ({h['split']} accuracy)")
     print("variant | mean ± std | per seed")
     print("---|---|---")
     for r in rows:
         print(f"{r['variant']} | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} | "
               + " ".join(f"{100 * a:.2f}" for a in r["per_seed"]))
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps({"hyp": h, "rows": rows}, indent=2) + "\n")
         shutil.copy(__file__, args.out / "bench_topoprune_variants.py")
     return 0
 

@@ -132,10 +132,11 @@ def test_unknown_model_fails_before_any_work(tmp_path):
     [
         ("fashion_mnist", 7 * 4 * 3 + 3),  # + the full-data row per seed
         ("fashion_mnist_noise", (7 + 6 * 3) * 3 + 3),  # random has no noisy cells
-        ("fashion_mnist_transfer", (6 * 9 + 3) * 3 + 3 * 3),  # random: one embedder; full data per model
+        ("fashion_mnist_transfer", (3 * 9 + 3) * 3 + 3 * 3),  # random: one embedder; full data per model
         ("digits_smoke", 2 * 2 * 2 + 2),
         ("fashion_mnist_long", 4 * 4 * 3 + 3),
         ("fashion_mnist_transfer_cpu", (3 * 4 + 2) * 3 + 2 * 3),
+        ("fashion_mnist_noise_long", (4 + 2 * 3) * 3 + 3),  # noisy cells for d2 and topoprune only
     ],
 )
 def test_cell_counts_of_the_shipped_pipelines(name, n_cells):
@@ -269,6 +270,25 @@ def test_other_protocol_is_refused(smoke_run, tmp_path):
     more = SMOKE.read_text().replace("seeds = [0, 1]", "seeds = [0, 1, 2]")
     s = run_pipeline(parse_pipeline(more), out, progress=False, only_methods=["random"], max_cells=0)
     assert len(s.done_before) == 6 and s.n_left == 3  # full_s2 + random at two rates
+
+
+def test_pipelines_sharing_a_folder_keep_their_own_reports(smoke_run, tmp_path):
+    """A second pipeline of the same protocol reuses the finished cells and writes <name>.results.md."""
+    out = tmp_path / "shared"
+    shutil.copytree(smoke_run, out)
+    owner = {n: (out / n).read_bytes() for n in ("results.md", "pipeline.toml", "accuracy_vs_rate.png")}
+    text = re.sub(r'name = "digits_smoke"', 'name = "digits_half"', SMOKE.read_text())
+    text = text.replace("rates = [0.5, 0.9]", "rates = [0.5]")
+    s = run_pipeline(parse_pipeline(text), out, progress=False)
+    assert s.ran == [] and s.n_left == 0  # its cells are a subset of the owner's
+    assert {n: (out / n).read_bytes() for n in owner} == owner
+    assert (out / "digits_half.pipeline.toml").read_text() == text
+    md = (out / "digits_half.results.md").read_text()
+    assert md.startswith("# digits_half") and "| rate 0.5 (50% kept) |\n" in md and "rate 0.9" not in md
+    assert (out / "digits_half.accuracy_vs_rate.png").read_bytes()[:4] == b"\x89PNG"
+    # the owner, run again, still writes the unprefixed report
+    run_pipeline(SMOKE, out, progress=False)
+    assert not (out / "digits_smoke.results.md").exists()
 
 
 NOISE_TRANSFER = """

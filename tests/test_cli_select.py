@@ -31,7 +31,7 @@ def _run_cli(*args):
 
 def test_parser_defaults():
     args = build_parser().parse_args(["select", "--dataset", "digits", "--rate", "0.9", "--out", "x"])
-    assert args.method == "topoprune" and args.seed == 0 and args.beta == "auto"
+    assert args.method is None and args.seed == 0 and args.beta == "auto"  # None: topoprune, unless --scores
     assert args.class_balance == "proportional" and args.n_strata == 50 and args.sampler == "key"
     assert args.mp__topoprune__label_weight == 1.0  # --label-weight, generated from TopoPruneConfig
 
@@ -41,7 +41,7 @@ def test_help_lists_every_option(capsys):
         main(["select", "--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
-    for opt in ("--dataset", "--embeddings", "--labels", "--rate", "--method", "--seed", "--out",
+    for opt in ("--dataset", "--embeddings", "--labels", "--scores", "--rate", "--method", "--seed", "--out",
                 "--class-balance", "--strategy", "--beta", "--n-strata", "--plot", "floor"):
         assert opt in text
 
@@ -127,6 +127,41 @@ def test_bad_source_combinations(tmp_path, arrays, capsys):
     _bad(tmp_path, capsys, ["select", "--embeddings", str(fx), "--rate", "0.9"], "needs --labels")
     _bad(tmp_path, capsys, ["select", "--dataset", "digits", "--embeddings", str(fx), "--labels", str(fy),
                             "--rate", "0.9"], "exactly one of")
+
+
+def test_select_from_own_scores(tmp_path, arrays, capsys):
+    """A method's scores.npy re-selects at another rate without the method; labels from a file."""
+    fx, fy, _, y = arrays
+    first = tmp_path / "first"
+    assert main(["select", "--embeddings", str(fx), "--labels", str(fy), "--rate", "0.9", "--method", "moderate",
+                 "--out", str(first), "-q"]) == 0
+    scores = np.load(first / "scores.npy")
+    again = tmp_path / "again"
+    assert main(["select", "--scores", str(first / "scores.npy"), "--labels", str(fy), "--rate", "0.5",
+                 "--strategy", "hard", "--out", str(again)]) == 0
+    assert "method precomputed" in capsys.readouterr().out
+    idx = np.load(again / "indices.npy")
+    # hard keeps each class's top half of the given scores (continuous scores: no ties)
+    for c in range(4):
+        members = np.flatnonzero(y == c)
+        top = members[np.argsort(-scores[members])[:50]]
+        assert np.array_equal(np.sort(top), idx[y[idx] == c])
+    m = json.loads((again / "manifest.json").read_text())
+    assert m["method"] == "precomputed" and m["n_kept"] == 200 and m["dataset"] == f"labels:{fy}"
+    assert np.array_equal(np.load(again / "scores.npy"), scores)
+
+
+def test_bad_own_scores(tmp_path, arrays, capsys):
+    fx, fy, _, _ = arrays
+    s = tmp_path / "s.npy"
+    np.save(s, np.arange(400.0))
+    short = tmp_path / "short.npy"
+    np.save(short, np.arange(399.0))
+    _bad(tmp_path, capsys, ["select", "--scores", str(s), "--labels", str(fy), "--rate", "0.9",
+                            "--method", "moderate"], "--scores replaces the method")
+    _bad(tmp_path, capsys, ["select", "--scores", str(s), "--rate", "0.9"], "--scores needs the labels")
+    _bad(tmp_path, capsys, ["select", "--scores", str(short), "--labels", str(fy), "--rate", "0.9"],
+         "scores has 399 entries but labels 400")
 
 
 def test_bad_unknown_dataset(tmp_path, capsys):

@@ -209,3 +209,37 @@ def test_unknown_sampler(blobs):
     x, y = blobs
     with pytest.raises(ValueError, match="sampler must be one of"):
         select_from_scores(np.zeros(300), y, {0: 1, 1: 1, 2: 1}, sampler="x", rng=np.random.default_rng(0))
+
+
+def test_precomputed_scores_follow_the_same_selection(blobs):
+    """select(scores=) applies budgets, auto beta and coverage as for a method's scores, seed for seed."""
+    x, y = blobs
+    s = np.random.default_rng(1).random(300)
+    res = select(x, y, rate=0.8, scores=s, random_state=5)
+    budgets = class_budgets(y, n_kept(300, 0.8))
+    expected = select_from_scores(s, y, budgets, strategy="coverage", beta=auto_beta(0.8),
+                                  rng=np.random.default_rng(5))
+    assert np.array_equal(res.indices, expected) and res.indices.size == 60
+    assert res.manifest["method"] == "precomputed" and res.manifest["params"]["beta"] == auto_beta(0.8)
+    assert np.array_equal(res.scores, s)
+    # the features are optional: only the labels decide the budgets
+    assert np.array_equal(select(None, y, rate=0.8, scores=s, random_state=5).indices, expected)
+    # the most-scored beta fraction of each class is never kept
+    for c in range(3):
+        members = np.flatnonzero(y == c)
+        dropped = members[np.argsort(-s[members])[: int(auto_beta(0.8) * members.size)]]
+        assert not np.isin(dropped, res.indices).any()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"method": "random"}, "either scores= or a method"),
+    ({"method_params": {"k": 3}}, "either scores= or a method"),
+    ({"scores": np.zeros(299)}, "scores has 299 entries"),
+    ({"scores": np.r_[np.nan, np.zeros(299)]}, "NaN or inf"),
+    ({"scores": np.zeros((300, 1))}, "must be 1-D"),
+])
+def test_precomputed_scores_bad_input(blobs, kwargs, match):
+    x, y = blobs
+    kwargs = {"scores": np.zeros(300), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        select(x, y, rate=0.5, **kwargs)

@@ -224,7 +224,7 @@ def select(
     labels: Any,
     *,
     rate: float,
-    method: str = "topoprune",
+    method: str | None = None,
     random_state: Any = 0,
     class_balance: str = "proportional",
     strategy: str | None = None,
@@ -234,20 +234,21 @@ def select(
     dynamics: Any = None,
     dataset: str = "arrays",
     method_params: dict[str, Any] | None = None,
+    scores: Any = None,
 ) -> SelectionResult:
     """Choose which training samples to keep.
 
     Parameters
     ----------
-    features : array-like of shape (n_samples, n_features)
-        Latent features (e.g. penultimate activations). Ignored by ``method='random'`` apart from
-        its length.
+    features : array-like of shape (n_samples, n_features) or None
+        Latent features (e.g. penultimate activations). Ignored by ``method='random'`` and with
+        ``scores`` apart from its length; may then be None.
     labels : array-like of shape (n_samples,)
         Integer class ids.
     rate : float in (0, 1)
         Fraction *removed*; ``n - floor(rate * n)`` samples are kept.
-    method : str, default='topoprune'
-        One of :func:`topodata.scores.available_methods`.
+    method : str, optional
+        One of :func:`topodata.scores.available_methods`; default ``'topoprune'``.
     random_state : None, int or numpy Generator, default=0
         The only source of randomness. Same value ⇒ identical indices.
     class_balance : {'proportional', 'balanced'}, default='proportional'
@@ -264,6 +265,12 @@ def select(
         Per-sample training dynamics for ``el2n``/``forgetting``/``aum``/``ccs``.
     method_params : dict, optional
         Hyper-parameters forwarded to the method.
+    scores : array-like of shape (n_samples,), optional
+        Per-sample scores of your own (higher = harder; e.g. from another tool, or a method's
+        ``scores.npy`` to re-select at another rate or ``beta`` without recomputing it). No method
+        runs; the budgets, strategy (default ``coverage``), ``beta`` and sampler are applied to
+        them as to a method's, and the manifest names the method ``'precomputed'``. Cannot be
+        combined with ``method``.
 
     Returns
     -------
@@ -285,20 +292,32 @@ def select(
     """
     t_start = time.perf_counter()
     rate = V.check_rate(rate)
-    spec = get_method(method)
-    method_params = dict(method_params or {})
-    if spec.needs_features:
-        # methods check their own neighbourhood sizes against the class sizes (one line, exit 2)
-        x, y = V.check_features_labels(features, labels, min_per_class=spec.min_per_class)
-    else:
+    if scores is not None:
+        if method is not None or method_params or dynamics is not None:
+            raise V.TopodataInputError("give either scores= or a method (with its method_params/dynamics), not both")
         y = V.check_labels(labels)
-        x = np.asarray(features) if features is not None else np.empty((y.shape[0], 0))
-        if x.shape[0] != y.shape[0]:
-            y = V.check_labels(labels, n_samples=x.shape[0])
+        if features is not None and np.shape(features)[0] != y.shape[0]:
+            y = V.check_labels(labels, n_samples=np.shape(features)[0])
+        given = V.check_features(scores, name="scores", ndim=1, min_samples=0)
+        if given.shape[0] != y.shape[0]:
+            raise V.TopodataInputError(f"scores has {given.shape[0]} entries but labels {y.shape[0]}; one per sample")
+        method, spec = "precomputed", None
+    else:
+        method = method or "topoprune"
+        spec = get_method(method)
+        method_params = dict(method_params or {})
+        if spec.needs_features:
+            # methods check their own neighbourhood sizes against the class sizes (one line, exit 2)
+            x, y = V.check_features_labels(features, labels, min_per_class=spec.min_per_class)
+        else:
+            y = V.check_labels(labels)
+            x = np.asarray(features) if features is not None else np.empty((y.shape[0], 0))
+            if x.shape[0] != y.shape[0]:
+                y = V.check_labels(labels, n_samples=x.shape[0])
     if y.shape[0] < 2:
         raise V.TopodataInputError(f"need at least 2 samples; got {y.shape[0]}")
     V.check_scalar(n_strata, "n_strata", int, min_val=1)
-    strategy = strategy or spec.default_strategy
+    strategy = strategy or (spec.default_strategy if spec is not None else "coverage")
     V.check_options(strategy, "strategy", STRATEGIES)
     if beta == "auto":
         beta_v = auto_beta(rate)
@@ -311,9 +330,11 @@ def select(
     keep = n_kept(n, rate)
     budgets = class_budgets(y, keep, balance=class_balance)
 
-    func = spec.load()
     t0 = time.perf_counter()
-    out: MethodOutput = func(x, y, budgets=budgets, rng=rng, dynamics=dynamics, **method_params)
+    if spec is None:
+        out = MethodOutput(scores=given)
+    else:
+        out: MethodOutput = spec.load()(x, y, budgets=budgets, rng=rng, dynamics=dynamics, **method_params)
     t_method = time.perf_counter() - t0
 
     scores = np.asarray(out.scores, dtype=np.float64)

@@ -328,7 +328,9 @@ def run_pipeline(
     out_dir : path, optional
         Results folder; default ``runs/bench/<pipeline name>``. Holds ``results.csv``,
         ``results.md``, the plots, ``cells/<cell-id>/`` (selection + ``metrics.json``),
-        ``pipeline.toml``, ``protocol.json`` and ``versions.json``.
+        ``pipeline.toml``, ``protocol.json`` and ``versions.json``. Another pipeline of the same
+        protocol may share the folder and its cells; its report files are named
+        ``<its name>.results.md``, ``<its name>.pipeline.toml`` and so on.
     only_methods : list of str, optional
         Run only these methods' cells (the full-data cells always run: the gap metric needs them).
         The report still shows every finished cell.
@@ -369,8 +371,9 @@ def run_pipeline(
 
     from ..select import versions
 
+    prefix = _report_prefix(out, p)
     atomic_write_files(out, {
-        "pipeline.toml": p.source.encode(),
+        f"{prefix}pipeline.toml": p.source.encode(),
         "protocol.json": json_bytes(p.protocol(), default=str),
         "versions.json": json_bytes({**versions(), "python": platform.python_version()}),
     })
@@ -400,11 +403,30 @@ def run_pipeline(
                 bar.update(1)
         finally:
             bar.close()
-            summary.files = _write_report(out, p)
+            summary.files = _write_report(out, p, prefix)
     else:
-        summary.files = _write_report(out, p)
+        summary.files = _write_report(out, p, prefix)
     return summary
 
 
-def _write_report(out: Path, p: Pipeline) -> list[Path]:
-    return atomic_write_files(out, report_files(read_results(out / "results.csv"), p))
+def _report_prefix(out: Path, p: Pipeline) -> str:
+    """``''`` for the pipeline that owns ``out`` (the first to write its ``pipeline.toml``), else ``'<name>.'``.
+
+    Pipelines of one protocol may share a folder (and so their finished cells); each keeps its own
+    ``pipeline.toml``, ``results.md`` and plots instead of overwriting the owner's.
+    """
+    import tomllib
+
+    path = out / "pipeline.toml"
+    if not path.is_file():
+        return ""
+    try:
+        owner = tomllib.loads(path.read_text()).get("name")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        owner = None
+    return "" if owner in (None, p.name) else f"{p.name}."
+
+
+def _write_report(out: Path, p: Pipeline, prefix: str = "") -> list[Path]:
+    files = report_files(read_results(out / "results.csv"), p)
+    return atomic_write_files(out, {f"{prefix}{name}": data for name, data in files.items()})

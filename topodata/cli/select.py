@@ -113,11 +113,15 @@ def add_parser(subparsers, help: str):
                      help="precomputed features of shape (n_samples, n_features); skips the embed stage")
     src.add_argument("--labels", metavar="Y.npy", type=Path,
                      help="integer labels of shape (n_samples,), required with --embeddings")
+    src.add_argument("--scores", metavar="S.npy", type=Path,
+                     help="your own per-sample scores of shape (n_samples,), higher = harder (e.g. a "
+                          "scores.npy this command wrote, to re-select at another --rate or --beta); no "
+                          "method runs. Labels from --labels or --dataset (no embedding stage)")
     p.add_argument("--rate", type=float, required=True,
                    help="fraction of training samples REMOVED, strictly between 0 and 1 "
                         "(0.9 keeps n - floor(0.9 n), i.e. about 10%%)")
-    p.add_argument("--method", default="topoprune", choices=list(METHODS),
-                   help="scoring/selection method (default: topoprune)")
+    p.add_argument("--method", default=None, choices=list(METHODS),
+                   help="scoring/selection method (default: topoprune; not with --scores)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of every random choice in the selection (default: 0)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
@@ -180,7 +184,12 @@ def run(args) -> int:
     from topodata.select import save_selection, select
 
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
-    if (args.dataset is None) == (args.embeddings is None):
+    if args.scores is not None:
+        if args.method is not None or args.embeddings is not None:
+            raise TopodataInputError("--scores replaces the method: give it without --method and --embeddings")
+        if (args.dataset is None) == (args.labels is None):
+            raise TopodataInputError("--scores needs the labels: give exactly one of --labels Y.npy or --dataset SPEC")
+    elif (args.dataset is None) == (args.embeddings is None):
         raise TopodataInputError("give exactly one of --dataset SPEC or --embeddings F.npy --labels Y.npy")
     if args.embeddings is not None and args.labels is None:
         raise TopodataInputError("--embeddings needs --labels Y.npy")
@@ -191,11 +200,24 @@ def run(args) -> int:
 
     from topodata.scores import METHODS
 
-    spec = METHODS[args.method]
+    method = args.method or "topoprune"
+    spec = METHODS[method]
     timings: dict[str, float] = {}
     dynamics = None
+    scores = None
     embed_info: dict[str, Any] = {}
-    if args.embeddings is not None:
+    if args.scores is not None:
+        t0 = time.perf_counter()
+        scores = _load_array(args.scores, "--scores")
+        if args.labels is not None:
+            labels, dataset_name = _load_array(args.labels, "--labels"), f"labels:{args.labels}"
+        else:
+            from topodata.data import load_dataset
+
+            labels, dataset_name = load_dataset(args.dataset, root=args.root, progress=not args.quiet).y_train, args.dataset
+        features = None
+        timings["load"] = time.perf_counter() - t0
+    elif args.embeddings is not None:
         t0 = time.perf_counter()
         features = _load_array(args.embeddings, "--embeddings")
         labels = _load_array(args.labels, "--labels")
@@ -229,10 +251,10 @@ def run(args) -> int:
                           "proxy_test_accuracy": emb.manifest.get("proxy_test_accuracy")}
 
     result = select(
-        features, labels, rate=args.rate, method=args.method, random_state=args.seed,
+        features, labels, rate=args.rate, method=None if scores is not None else method, random_state=args.seed,
         class_balance=args.class_balance, strategy=args.strategy, beta=beta, n_strata=args.n_strata,
-        sampler=args.sampler,
-        dynamics=dynamics, dataset=dataset_name, method_params=_method_params(args, args.method),
+        sampler=args.sampler, dynamics=dynamics, dataset=dataset_name, scores=scores,
+        method_params=None if scores is not None else _method_params(args, method),
     )
     result.manifest["timings_s"] = {**timings, **result.manifest["timings_s"]}
     if embed_info:
@@ -244,7 +266,7 @@ def run(args) -> int:
         extra = _plots(result, labels)
         result.manifest["timings_s"]["plot"] = time.perf_counter() - t0
         if not extra:
-            log(f"--plot: method {args.method!r} provides no manifold or diagrams; no picture written")
+            log(f"--plot: method {result.manifest['method']!r} provides no manifold or diagrams; no picture written")
     paths = save_selection(result, args.out, extra_files=extra)
     if not args.quiet:
         _summary(result, paths)
