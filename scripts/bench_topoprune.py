@@ -147,6 +147,7 @@ def choices_section(h: dict) -> list[dict]:
     from sklearn.model_selection import train_test_split
 
     import topodata
+    from topodata.scores import METHODS
     from topodata.select import auto_beta
 
     x, y = load_digits(return_X_y=True)
@@ -155,7 +156,7 @@ def choices_section(h: dict) -> list[dict]:
     flip = rng.random(len(y_tr)) < h["noise"]
     y_noisy = y_tr.copy()
     y_noisy[flip] = (y_tr[flip] + rng.integers(1, 10, flip.sum())) % 10
-    beta = auto_beta(h["rate"])
+    beta = auto_beta(h["rate"], *METHODS["topoprune"].auto_beta)  # the cut select() applies
     rows = []
     for name, params in {**CHOICES, "random": None}.items():
         accs, precs, aucs, secs = [], [], [], []

@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     import topodata
     from topodata.data import load_dataset
     from topodata.embed import embed_cached
+    from topodata.scores import METHODS
+    from topodata.select import auto_beta
     from topodata.train.subset import train_on_subset
 
     if h["split"] == "val":
@@ -127,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                 scores[key] = topodata.select(features, labels, rate=rate, method="topoprune",
                                               random_state=seed, method_params=params).scores
             kept = topodata.select(None, labels, rate=rate, scores=scores[key], random_state=seed,
-                                   **{k: v for k, v in sel.items() if k != "rate"}).indices
+                                   beta=sel.get("beta", auto_beta(rate, *METHODS["topoprune"].auto_beta)),
+                                   **{k: v for k, v in sel.items() if k not in ("rate", "beta")}).indices
             m = train_on_subset(data, kept, model="smallcnn", steps=h["steps"], batch_size=h["batch_size"],
                                 lr=h["lr"], random_state=seed, progress=False)
             accs.append(m["accuracy"])

@@ -134,6 +134,12 @@ def test_auto_beta_grows_with_rate():
     assert auto_beta(0.3) == 0.0
     assert auto_beta(0.9) == pytest.approx(0.1)
     assert auto_beta(0.95) > auto_beta(0.9) > auto_beta(0.7)
+    from topodata.scores import METHODS
+
+    topo = METHODS["topoprune"].auto_beta  # its own schedule, chosen on a validation split
+    assert auto_beta(0.5, *topo) == 0.0 and auto_beta(0.7, *topo) == pytest.approx(0.0375)
+    assert auto_beta(0.9, *topo) == pytest.approx(0.075) == auto_beta(0.95, *topo)
+    assert METHODS["ccs"].auto_beta == (0.25, 1.0)
 
 
 def test_save_selection_atomic_files(tmp_path, blobs):

@@ -72,7 +72,13 @@ def test_select_hits_budgets_exactly(digits):
     kept = {int(c): int(k) for c, k in zip(*np.unique(y[res.indices], return_counts=True))}
     assert kept == class_budgets(y, 60)
     assert res.manifest["params"]["k_local"] == 16
+    assert res.manifest["params"]["beta"] == pytest.approx(0.075)  # TopoPrune's own auto schedule
     assert "topoprune.displacement" in res.manifest["timings_s"]
+    # the most-scored 7.5% of each class are never kept (digits: 60 per class -> 4 dropped)
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        top = members[np.argsort(-res.scores[members], kind="stable")[: int(0.075 * members.size)]]
+        assert not np.isin(top, res.indices).any()
 
 
 def test_deterministic_and_seed_sensitive_h1(digits):

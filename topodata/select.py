@@ -79,13 +79,15 @@ def class_budgets(labels: np.ndarray, n_keep: int, *, balance: str = "proportion
     return {int(c): int(b) for c, b in zip(classes, base)}
 
 
-def auto_beta(rate: float) -> float:
-    """Fraction of most-displaced samples dropped per class; grows with the rate (DESIGN.md §5.5).
+def auto_beta(rate: float, slope: float = 0.25, cap: float = 1.0) -> float:
+    """Fraction of most-scored samples dropped per class; grows with the rate (DESIGN.md §5.5).
 
-    0 up to rate 0.5, then linear to 0.1 at rate 0.9 (0.1125 at 0.95). Chosen to match the
-    hard-sample cut-offs CCS reports for high rates; override with ``beta=``.
+    ``min(cap, max(0, slope (rate - 0.5)))``. The default (0 up to rate 0.5, 0.1 at rate 0.9,
+    0.1125 at 0.95) matches the hard-sample cut-offs CCS reports for high rates; a method may set
+    its own ``(slope, cap)`` (``MethodSpec.auto_beta``; TopoPrune: ``(0.1875, 0.075)``). Override
+    with ``beta=``.
     """
-    return float(max(0.0, 0.25 * (rate - 0.5)))
+    return float(min(cap, max(0.0, slope * (rate - 0.5))))
 
 
 def _coverage_pick(
@@ -255,7 +257,8 @@ def select(
     strategy : {'coverage', 'hard', 'easy', 'random'} or None
         How scores become a subset; None uses the method's own default.
     beta : float or 'auto', default='auto'
-        Most-scored fraction dropped per class under ``coverage`` (see :func:`auto_beta`).
+        Most-scored fraction dropped per class under ``coverage``; ``'auto'``: the method's
+        schedule (see :func:`auto_beta`).
     n_strata : int, default=50
         Number of score strata under ``coverage``.
     sampler : {'draw', 'key'}, default='key'
@@ -320,7 +323,7 @@ def select(
     strategy = strategy or (spec.default_strategy if spec is not None else "coverage")
     V.check_options(strategy, "strategy", STRATEGIES)
     if beta == "auto":
-        beta_v = auto_beta(rate)
+        beta_v = auto_beta(rate, *(spec.auto_beta if spec is not None else ()))
     else:
         beta_v = float(V.check_scalar(beta, "beta", (int, float), min_val=0.0, max_val=1.0, include_max=False))
     seed_repr = random_state if isinstance(random_state, (int, np.integer)) or random_state is None else "generator"

@@ -59,6 +59,8 @@ class MethodSpec:
     uses_dynamics: bool = False
     default_strategy: str = "coverage"  # how scores become a subset when the method returns none
     min_per_class: int = 1  # smallest class the method can handle (neighbourhood sizes)
+    # beta='auto' under coverage: min(cap, slope * (rate - 0.5)), see topodata.select.auto_beta
+    auto_beta: tuple[float, float] = (0.25, 1.0)  # (slope, cap)
 
     def load(self) -> Callable[..., MethodOutput]:
         module, func = self.target.split(":")
@@ -74,6 +76,7 @@ METHODS: dict[str, MethodSpec] = {
             "topological displacement on the UMAP manifold (DESIGN.md §5)",
             default_strategy="coverage",
             min_per_class=2,
+            auto_beta=(0.1875, 0.075),  # chosen on a validation split under CNN training (topoprune.py)
         ),
         MethodSpec(
             "random",
