@@ -137,7 +137,7 @@ def test_auto_beta_grows_with_rate():
     from topodata.scores import METHODS
 
     topo = METHODS["topoprune"].auto_beta  # its own schedule, chosen on a validation split
-    assert auto_beta(0.5, *topo) == 0.0 and auto_beta(0.7, *topo) == pytest.approx(0.0375)
+    assert auto_beta(0.5, *topo) == 0.0 and auto_beta(0.7, *topo) == pytest.approx(0.05)
     assert auto_beta(0.9, *topo) == pytest.approx(0.075) == auto_beta(0.95, *topo)
     assert METHODS["ccs"].auto_beta == (0.25, 1.0)
 

@@ -84,7 +84,7 @@ def auto_beta(rate: float, slope: float = 0.25, cap: float = 1.0) -> float:
 
     ``min(cap, max(0, slope (rate - 0.5)))``. The default (0 up to rate 0.5, 0.1 at rate 0.9,
     0.1125 at 0.95) matches the hard-sample cut-offs CCS reports for high rates; a method may set
-    its own ``(slope, cap)`` (``MethodSpec.auto_beta``; TopoPrune: ``(0.1875, 0.075)``). Override
+    its own ``(slope, cap)`` (``MethodSpec.auto_beta``; TopoPrune: ``(0.25, 0.075)``). Override
     with ``beta=``.
     """
     return float(min(cap, max(0.0, slope * (rate - 0.5))))

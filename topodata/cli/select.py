@@ -134,8 +134,8 @@ def add_parser(subparsers, help: str):
                         "easiest, or ignore scores; default: the method's own (coverage for topoprune)")
     p.add_argument("--beta", default="auto",
                    help="under coverage: most-scored fraction dropped per class as likely noise; 'auto' "
-                        "grows with the rate: min(0.075, 0.1875 (rate - 0.5)) for topoprune, max(0, 0.25 (rate - 0.5)) "
-                        "for the other methods and --scores (default: auto)")
+                        "grows with the rate: max(0, 0.25 (rate - 0.5)), for topoprune at most 0.075 "
+                        "(default: auto)")
     p.add_argument("--n-strata", type=int, default=50,
                    help="under coverage: number of equal-width score strata (default: 50)")
     p.add_argument("--sampler", choices=["draw", "key"], default="key",

@@ -76,7 +76,7 @@ METHODS: dict[str, MethodSpec] = {
             "topological displacement on the UMAP manifold (DESIGN.md §5)",
             default_strategy="coverage",
             min_per_class=2,
-            auto_beta=(0.1875, 0.075),  # chosen on a validation split under CNN training (topoprune.py)
+            auto_beta=(0.25, 0.075),  # chosen on a validation split under CNN training (topoprune.py)
         ),
         MethodSpec(
             "random",

@@ -54,15 +54,15 @@ module docstring of :mod:`topodata.manifold` and in the lead's report):
   ``scripts/bench_topoprune.py --main`` (0.901 vs random 0.897). For a small CNN trained on the
   subset (``pipelines/fashion_mnist_long.toml``) neither setting beats random (−0.34 with the term,
   −0.22 without; ``scripts/bench_topoprune_variants.py``): there the β cut decides (README).
-- **Noise cut β** (``beta='auto'``, ``MethodSpec.auto_beta``): ``min(0.075, 0.1875 (rate − 0.5))``,
-  i.e. 0 at rate 0.5, 0.0375 at 0.7, 0.075 from 0.9 on, where the framework's default (also CCS's)
-  is ``0.25 (rate − 0.5)``. Chosen under network training on a validation split (per class the last
-  1,000 training images held out, a small-CNN proxy and the selection on the other 54,000, a small
-  CNN trained 2,000 steps on the subset; ``scripts/bench_topoprune_variants.py --split val``), 3
-  seeds, validation accuracy (%): rate 0.9 random 89.96, β = 0.025 / 0.05 / 0.075 / 0.1 / 0.15 →
-  89.40 / 90.01 / **90.11** / 89.85 / 89.81; rate 0.95 random 87.77, β = 0.05 / 0.075 / 0.1125 →
-  88.11 / **89.04** / 88.39. At rate 0.7 no β reached random (91.01; β = 0 / 0.025 / 0.05 → 90.68 /
-  90.48 / 90.72), so the line between 0.5 and 0.9 is kept, not fitted.
+- **Noise cut β** (``beta='auto'``, ``MethodSpec.auto_beta``): ``min(0.075, 0.25 (rate − 0.5))``,
+  i.e. 0 at rate 0.5, 0.05 at 0.7, 0.075 from 0.8 on, where the framework's default (also CCS's)
+  goes on to 0.1 at 0.9 and 0.1125 at 0.95. Chosen under network training on a validation split (per
+  class the last 1,000 training images held out, a small-CNN proxy and the selection on the other
+  54,000, a small CNN trained 2,000 steps on the subset; ``scripts/bench_topoprune_variants.py
+  --split val``), 3 seeds, validation accuracy (%): rate 0.9 random 89.96, β = 0.025 / 0.05 / 0.075 /
+  0.1 / 0.15 → 89.40 / 90.01 / **90.11** / 89.85 / 89.81; rate 0.95 random 87.77, β = 0.05 / 0.075 /
+  0.1125 → 88.11 / **89.04** / 88.39; rate 0.7 random 91.01, β = 0 / 0.025 / 0.05 → 90.68 / 90.48 /
+  **90.72** (no β reaches random there).
 - **UMAP epochs 100** (umap-learn: 200 above 10,000 samples, 500 below): the manifold stage is
   most of the run time (60,000 × 128 features: 57 s at 200 epochs, 33 s at 100).
 """
