@@ -43,7 +43,8 @@ def run(args) -> int:
         print(f"{len(s.cells)} cells: {len(s.done_before)} done, {s.n_left} to run -> {s.out_dir}")
         return 0
     print(f"{len(s.cells)} cells: {len(s.done_before)} done before, {len(s.ran)} run now, "
-          f"{len(s.failed)} failed, {s.n_left} left -> {s.out_dir / 'results.md'}")
+          f"{len(s.failed)} failed, {s.n_left} left -> "
+          f"{next((f for f in s.files if f.name.endswith('results.md')), s.out_dir / 'results.md')}")
     if s.failed:
         print(f"failed cells (rerun to retry; tracebacks in {s.out_dir / 'errors.log'}): {', '.join(s.failed)}")
     return 1 if s.failed else 0
