@@ -298,25 +298,23 @@ def select(
     if scores is not None:
         if method is not None or method_params or dynamics is not None:
             raise V.TopodataInputError("give either scores= or a method (with its method_params/dynamics), not both")
-        y = V.check_labels(labels)
-        if features is not None and np.shape(features)[0] != y.shape[0]:
-            y = V.check_labels(labels, n_samples=np.shape(features)[0])
-        given = V.check_features(scores, name="scores", ndim=1, min_samples=0)
-        if given.shape[0] != y.shape[0]:
-            raise V.TopodataInputError(f"scores has {given.shape[0]} entries but labels {y.shape[0]}; one per sample")
         method, spec = "precomputed", None
     else:
         method = method or "topoprune"
         spec = get_method(method)
         method_params = dict(method_params or {})
-        if spec.needs_features:
-            # methods check their own neighbourhood sizes against the class sizes (one line, exit 2)
-            x, y = V.check_features_labels(features, labels, min_per_class=spec.min_per_class)
-        else:
-            y = V.check_labels(labels)
-            x = np.asarray(features) if features is not None else np.empty((y.shape[0], 0))
-            if x.shape[0] != y.shape[0]:
-                y = V.check_labels(labels, n_samples=x.shape[0])
+    if spec is not None and spec.needs_features:
+        # methods check their own neighbourhood sizes against the class sizes (one line, exit 2)
+        x, y = V.check_features_labels(features, labels, min_per_class=spec.min_per_class)
+    else:  # only the labels (and the length of the features, if given) matter
+        y = V.check_labels(labels)
+        x = np.asarray(features) if features is not None else np.empty((y.shape[0], 0))
+        if x.shape[0] != y.shape[0]:
+            y = V.check_labels(labels, n_samples=x.shape[0])
+    if scores is not None:
+        given = V.check_features(scores, name="scores", ndim=1, min_samples=0)
+        if given.shape[0] != y.shape[0]:
+            raise V.TopodataInputError(f"scores has {given.shape[0]} entries but labels {y.shape[0]}; one per sample")
     if y.shape[0] < 2:
         raise V.TopodataInputError(f"need at least 2 samples; got {y.shape[0]}")
     V.check_scalar(n_strata, "n_strata", int, min_val=1)

@@ -201,7 +201,7 @@ def run(args) -> int:
 
     from topodata.scores import METHODS
 
-    method = args.method or "topoprune"
+    method = args.method or MAIN_METHOD
     spec = METHODS[method]
     timings: dict[str, float] = {}
     dynamics = None

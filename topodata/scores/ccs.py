@@ -74,6 +74,7 @@ def ccs(features, labels, *, budgets, rng, dynamics=None, **params) -> MethodOut
         and where the dynamics came from.
     """
     from ..select import auto_beta, select_from_scores
+    from . import METHODS
 
     cfg = CCSConfig(**params)
     scores, info, t_score = difficulty_scores(
@@ -81,7 +82,8 @@ def ccs(features, labels, *, budgets, rng, dynamics=None, **params) -> MethodOut
     )
     n = labels.shape[0]
     if cfg.beta < 0:
-        beta, beta_from = auto_beta(1.0 - sum(budgets.values()) / n), "auto_beta(rate)"
+        rate = 1.0 - sum(budgets.values()) / n
+        beta, beta_from = auto_beta(rate, *METHODS["ccs"].auto_beta), "auto_beta(rate)"
     else:
         beta, beta_from = float(cfg.beta), "given"
     t0 = time.perf_counter()
