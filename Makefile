@@ -23,6 +23,7 @@ demo: setup
 demo-fashion: setup
 	$(VENV)/bin/topodata select --dataset fashion-mnist --rate 0.9 --seed 0 --plot --out runs/fashion-mnist-90
 
+# The test suite plus the docstring examples of topodata/ (pyproject: testpaths, --doctest-modules).
 test: setup
 	$(PY) -m pytest -q
 

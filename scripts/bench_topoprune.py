@@ -3,7 +3,7 @@ and the measurements behind its defaults (density handling, neighbourhoods, H1, 
 
 Sections (all by default; pick some with flags):
 
-``--density``  the density check of DESIGN.md §5 on :func:`topodata.manifold.density_fixture`
+``--density``  the density check (docs/algorithms.md#global-manifold) on :func:`topodata.manifold.density_fixture`
                (per class a dense blob + a sparse noisy circle, 16-d): ratio = mean score of circle
                points / mean score of blob points, mean over ``density_seeds`` fixtures, for each
                global-stage option. > 1 is the wanted order.

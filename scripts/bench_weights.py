@@ -8,7 +8,8 @@
    ``repeats`` calls.
 2. Prints the topologically critical compression ratio eta_tau per layer and per group for VGG-11
    and ResNet-20 on CIFAR-10 / CIFAR-100 shapes and for ResNet-18 and VGG-11 on 64x64 inputs with
-   200 classes, and plots eta_tau per layer.
+   200 classes (the paper's reading of conv layers; the group summary also under the unrolled
+   reading), and plots eta_tau per layer. ``scripts/report_table1.py`` compares them with the paper.
 
 Usage::
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(h["threads"])
-    from topodata.embed import build_model
+    from topodata.nn import build_model
     from topodata.weights import critical_compression, neural_persistence
 
     results: dict = {"hyp": h, "machine": platform.processor() or platform.machine(), "timings": [], "eta": []}
@@ -103,12 +104,15 @@ def main(argv: list[str] | None = None) -> int:
         print(table.table())
         print()
         results["eta"].append(table.to_dict())
-    print("summary: eta_tau per group")
-    print(f"{'setting':<36} {'conv':>9} {'dense':>9} {'network':>9}")
-    for t in tables:
+    print("summary: eta_tau per group (paper reading | unrolled reading)")
+    print(f"{'setting':<36} {'conv':>9} {'dense':>9} {'network':>9} | {'conv':>9} {'dense':>9} {'network':>9}")
+    for t, entry, (arch, shape, classes, _) in zip(tables, results["eta"], SETTINGS):
         g = t.groups()
-        print(f"{t.title:<36} {g.get('conv', float('nan')):>9.2f} {g.get('dense', float('nan')):>9.2f} "
-              f"{g['network']:>9.2f}")
+        u = critical_compression(arch, input_shape=shape, n_classes=classes, reading="unrolled").groups()
+        entry["unrolled_groups"] = u
+        print(f"{t.title:<36} {g.get('conv', float('nan')):>9.4f} {g.get('dense', float('nan')):>9.4f} "
+              f"{g['network']:>9.4f} | {u.get('conv', float('nan')):>9.2f} {u.get('dense', float('nan')):>9.2f} "
+              f"{u['network']:>9.2f}")
 
     if args.out is not None:
         import matplotlib
@@ -119,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         fig, ax = plt.subplots(figsize=(9, 4.5))
         for t in tables:
-            ax.plot([s.eta for s in t.layers], ".-", label=t.title)
+            ax.plot([s.ratio(t.reading) for s in t.layers], ".-", label=t.title)
         ax.set_yscale("log")
         ax.set_xlabel("layer (forward order)")
         ax.set_ylabel("eta_tau = |W| / |MST|")

@@ -1,4 +1,4 @@
-"""Report: IMP vs T-IMP on LeNet-300-100 (Fashion-MNIST, MNIST), and the spanning-tree overlap bound.
+"""Report: IMP vs T-IMP (LeNet-300-100 or the small CNN), and the spanning-tree overlap bound.
 
 For every dataset, seed and mode (``imp``, ``timp``) this runs :func:`topodata.weights.iterative_pruning`
 from the same initialisation and data order, and records per round the test accuracy, the mean
@@ -6,8 +6,9 @@ normalised neural persistence and the fraction of the trained network's maximum 
 the round's mask keeps. It prints mean ± std tables over seeds, writes ``report.png`` (accuracy, NP
 and tree retention against the weights remaining) and ``report.md``, and prints the Balwani–Krzyston
 lower bound on the expected fraction of a layer's spanning tree inside its top-alpha weights next to
-the overlap measured on the trained dense LeNet (round 0) and on the final pruned networks (bound
-with the layer's density).
+the overlap measured on the trained dense network (round 0) and on the final pruned networks (bound
+with the layer's density). A conv layer's graph is its in-channel x out-channel graph (``conv =
+'aggregate'``), so its bound uses m = C_in, n = C_out, and its density is kept / all weights.
 
 Each run's rows go to ``OUT/<dataset>/<mode>_seed<seed>.csv`` as soon as it finishes; a rerun
 skips finished runs, so the report can be built in pieces (e.g. ``--datasets fashion-mnist`` first).
@@ -16,6 +17,7 @@ Usage::
 
     nice python scripts/report_timp.py --out runs/report_timp
     nice python scripts/report_timp.py --datasets mnist --seeds 0 --rounds 3 --epochs 1   # quick look
+    nice python scripts/report_timp.py --model smallcnn --datasets fashion-mnist --out runs/report_timp_cnn
 """
 
 from __future__ import annotations
@@ -41,18 +43,22 @@ hyp = {
     "batch_size": 128,
     "augment": "none",  # the lottery-ticket setting for LeNet
     "threads": 1,  # torch intra-op threads (the machine is shared)
+    "device": "auto",  # cuda when present, else cpu
+    "max_train": 0,  # first N training samples only (0 = all); for rehearsals
 }
 
 
 def run_one(ds, seed: int, mode: str, h: dict) -> tuple[list[dict], str]:
-    from topodata.embed import build_model
+    from topodata.nn import build_model
     from topodata.weights import iterative_pruning
 
     model = build_model(h["model"], ds.input_shape, ds.n_classes, random_state=seed)
+    n = h["max_train"] or len(ds.x_train)
     res = iterative_pruning(
-        model, ds.x_train, ds.y_train, ds.x_test, ds.y_test, target_sparsity=h["target_sparsity"],
+        model, ds.x_train[:n], ds.y_train[:n], ds.x_test, ds.y_test, target_sparsity=h["target_sparsity"],
         rounds=h["rounds"], mode=mode, scope=h["scope"], epochs=h["epochs"], rewind_step=h["rewind_step"],
-        random_state=seed, fit_params={"batch_size": h["batch_size"], "augment": h["augment"]}, device="cpu",
+        random_state=seed, fit_params={"batch_size": h["batch_size"], "augment": h["augment"]},
+        device=h["device"],
     )
     return res.rounds, res.to_csv()
 
@@ -85,18 +91,18 @@ def summarise(runs: dict, dataset: str, modes: list[str]) -> list[str]:
     return lines
 
 
-def bound_table(runs: dict, dataset: str, modes: list[str], shapes: dict[str, tuple[int, int]]) -> list[str]:
+def bound_table(runs: dict, dataset: str, modes: list[str], shapes: dict[str, tuple[int, int, int]]) -> list[str]:
     from topodata.weights import tree_overlap_lower_bound
 
     seeds = sorted({s for (d, _, s) in runs if d == dataset})
     lines = ["| layer | m x n | state | density | lower bound E[X] | measured overlap |", "|---|---|---|---|---|---|"]
-    for name, (m, n) in shapes.items():
+    for name, (m, n, n_weights) in shapes.items():
         dense = [runs[(dataset, modes[0], s)][0][f"overlap.{name}"] for s in seeds]
         lines.append(f"| {name} | {m}x{n} | trained dense | 1 | {tree_overlap_lower_bound(m, n):.4f} | "
                      f"{mean_std(dense)} |")
         for mode in modes:
             last = [runs[(dataset, mode, s)][-1] for s in seeds if (dataset, mode, s) in runs]
-            density = float(np.mean([row[f"kept.{name}"] for row in last])) / (m * n)
+            density = float(np.mean([row[f"kept.{name}"] for row in last])) / n_weights
             try:
                 b = f"{tree_overlap_lower_bound(m, n, density=density):.4f}"
             except ValueError:
@@ -151,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(h["threads"])
     from topodata.data import load_dataset
-    from topodata.embed import build_model
-    from topodata.weights import prunable_layers
+    from topodata.nn import build_model
+    from topodata.weights import model_graphs
 
     datasets, modes = h["datasets"].split(","), h["modes"].split(",")
     seeds = [int(s) for s in h["seeds"].split(",")]
@@ -175,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                 runs[(d, mode, seed)] = read_rows(path)
         wall[d] = time.perf_counter() - t_d
 
-    probe = build_model(h["model"], (1, 28, 28), 10)
-    shapes = {n: (m.in_features, m.out_features) for n, m in prunable_layers(probe)}
+    probe_ds = load_dataset(datasets[0], progress=False)
+    probe = build_model(h["model"], probe_ds.input_shape, probe_ds.n_classes)
+    shapes = {g.name: (g.n_in, g.n_out, int(np.prod(g.weight_shape))) for g in model_graphs(probe)}
     md = [f"# IMP vs T-IMP on {h['model']}", "", "hyper-parameters: " + ", ".join(f"{k}={v}" for k, v in h.items()), ""]
     for d in datasets:
         md += [f"## {d}", "", *summarise(runs, d, modes), "",

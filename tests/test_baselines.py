@@ -20,7 +20,7 @@ from topodata.train.dynamics import TrainingDynamics
 torch.set_num_threads(1)
 
 BASELINES = ["moderate", "kcenter", "herding", "el2n", "forgetting", "aum", "ccs", "d2"]
-SELF_SELECTING = ["moderate", "kcenter", "herding", "ccs", "d2"]
+SELF_SELECTING = ["moderate", "kcenter", "herding", "d2"]
 
 
 def _dynamics(n: int, seed: int = 0, n_epochs: int = 6) -> TrainingDynamics:
@@ -161,29 +161,57 @@ def test_ccs_drops_the_hardest_and_covers_the_rest():
     x = rng.normal(size=(n, 2))
     y = np.zeros(n, dtype=np.int64)
     dyn = _dynamics(n, seed=3)
-    out, _ = _run("ccs", x, y, rate=0.75, dynamics=dyn, beta=0.1, n_strata=10)
-    s = out.scores
+    res = select(x, y, rate=0.75, method="ccs", dynamics=dyn, beta=0.1, n_strata=10, random_state=0)
+    s = res.scores
     hardest = np.argsort(-s, kind="stable")[:40]
-    assert not np.isin(out.indices, hardest).any()
-    assert out.params["beta"] == 0.1 and out.params["beta_from"] == "given"
+    assert not np.isin(res.indices, hardest).any()
+    assert res.manifest["params"]["beta"] == 0.1 and res.manifest["params"]["beta_rule"] == "given"
     # coverage: the kept scores span the kept range instead of clustering in the middle
-    kept = s[out.indices]
+    kept = s[res.indices]
     rest = np.delete(s, hardest)
     assert kept.min() <= np.quantile(rest, 0.02) and kept.max() >= np.quantile(rest, 0.95)
 
 
-def test_ccs_auto_beta_follows_the_rate(blobs):
+def test_ccs_auto_beta_follows_the_authors_cut_offs(blobs):
     x, y = blobs
-    out, _ = _run("ccs", x, y, rate=0.9, dynamics=_dynamics(len(y)))
-    assert out.params["beta"] == pytest.approx(0.1) and out.params["beta_from"] == "auto_beta(rate)"
+    dyn = _dynamics(len(y))
+    for rate, beta in ((0.9, 0.3), (0.8, 0.2), (0.5, 0.0)):
+        res = select(x, y, rate=rate, method="ccs", dynamics=dyn, random_state=0)
+        assert res.manifest["params"]["beta"] == pytest.approx(beta)
+        per_class = np.bincount(y)
+        hardest = np.concatenate([np.flatnonzero(y == c)[np.argsort(-res.scores[y == c], kind="stable")]
+                                  [: int(np.floor(beta * per_class[c] + 1e-9))] for c in range(3)])
+        assert not np.isin(res.indices, hardest).any()
+
+
+def test_ccs_takes_the_sampler_of_select(blobs):
+    x, y = blobs
+    dyn = _dynamics(len(y))
+    a = select(x, y, rate=0.8, method="ccs", dynamics=dyn, sampler="key", random_state=0)
+    b = select(x, y, rate=0.8, method="ccs", dynamics=dyn, sampler="draw", random_state=0)
+    assert a.manifest["params"]["sampler"] == "key" and b.manifest["params"]["sampler"] == "draw"
+    assert not np.array_equal(a.indices, b.indices)
+
+
+def test_d2_mis_ratio_cuts_the_hardest_before_the_graph():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(100, 3))
+    y = np.zeros(100, dtype=np.int64)
+    dyn = _dynamics(100, seed=5)
+    out = d2(x, y, budgets={0: 20}, rng=np.random.default_rng(0), dynamics=dyn, mis_ratio=0.4)
+    assert np.isnan(out.scores).sum() == 40 and not np.isin(out.indices, np.flatnonzero(np.isnan(out.scores))).any()
+    from topodata.scores.dynamics import difficulty_scores
+
+    diff, _, _ = difficulty_scores(x, y, dyn, score="aum", rng=np.random.default_rng(0), fallback_epochs=20)
+    np.testing.assert_array_equal(np.sort(np.flatnonzero(np.isnan(out.scores))), np.sort(np.argsort(-diff, kind="stable")[:40]))
 
 
 @pytest.mark.parametrize(
     "method,params,exc,match",
     [
         ("ccs", {"score": "loss"}, TopodataInputError, "score must be one of"),
-        ("ccs", {"beta": 1.0}, TopodataInputError, "beta must be < 1.0"),
-        ("ccs", {"n_strata": 0}, TopodataInputError, "n_strata must be >= 1"),
+        ("ccs", {"beta": 0.1}, TypeError, "unexpected keyword argument 'beta'"),
+        ("d2", {"mis_ratio": 1.0}, TopodataInputError, "mis_ratio must be < 1"),
         ("d2", {"n_neighbors": 0}, TopodataInputError, "n_neighbors must be >= 1"),
         ("d2", {"gamma_forward": -1.0}, TopodataInputError, "gamma_forward must be >= 0.0"),
         ("d2", {"knn_method": "ball"}, TopodataInputError, "knn_method must be one of"),

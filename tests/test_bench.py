@@ -251,7 +251,7 @@ def test_interrupted_run_resumes_without_redoing_cells(smoke_run, tmp_path, caps
 def test_dry_run_and_parser(smoke_run, tmp_path, capsys):
     args = build_parser().parse_args(["bench", "p.toml", "--only-methods", "random,moderate", "kcenter",
                                       "--max-cells", "3", "--dry-run"])
-    assert args.pipeline == "p.toml" and args.max_cells == 3 and args.dry_run and args.out is None
+    assert str(args.pipeline) == "p.toml" and args.max_cells == 3 and args.dry_run and args.out is None
     assert [m for g in args.only_methods for m in g] == ["random", "moderate", "kcenter"]
     assert main(["bench", str(SMOKE), "--out", str(smoke_run), "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -262,7 +262,7 @@ def test_dry_run_and_parser(smoke_run, tmp_path, capsys):
 
 def test_other_protocol_is_refused(smoke_run, tmp_path):
     out = tmp_path / "copy"
-    shutil.copytree(smoke_run, out)
+    shutil.copytree(smoke_run, out, symlinks=True)  # the output links stay links
     changed = SMOKE.read_text().replace("steps = 30", "steps = 31")
     with pytest.raises(TopodataInputError, match=r"another protocol \(differs in trainer.steps\)"):
         run_pipeline(parse_pipeline(changed, name="digits_smoke"), out, progress=False)
@@ -275,7 +275,7 @@ def test_other_protocol_is_refused(smoke_run, tmp_path):
 def test_pipelines_sharing_a_folder_keep_their_own_reports(smoke_run, tmp_path):
     """A second pipeline of the same protocol reuses the finished cells and writes <name>.results.md."""
     out = tmp_path / "shared"
-    shutil.copytree(smoke_run, out)
+    shutil.copytree(smoke_run, out, symlinks=True)  # the output links stay links
     owner = {n: (out / n).read_bytes() for n in ("results.md", "pipeline.toml", "accuracy_vs_rate.png")}
     text = re.sub(r'name = "digits_smoke"', 'name = "digits_half"', SMOKE.read_text())
     text = text.replace("rates = [0.5, 0.9]", "rates = [0.5]")
@@ -347,3 +347,117 @@ def test_noise_and_transfer_pipeline(tmp_path):
         assert (tmp_path / "nt" / png).read_bytes()[:4] == b"\x89PNG"
     with open(tmp_path / "nt" / "results.csv") as fh:
         assert len(list(csv.reader(fh))) == 1 + len(cells)
+
+
+# --- one library call for select and bench ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell, argv", [
+    ("moderate_r0.9_s1_mlp-mlp", ["--method", "moderate", "--rate", "0.9", "--seed", "1"]),
+    ("random_r0.5_s0_mlp-mlp", ["--method", "random", "--rate", "0.5", "--seed", "0"]),
+])
+def test_select_command_gives_the_bench_cells_indices(smoke_run, tmp_path, cell, argv):
+    """`topodata select` with the pipeline's embedder settings writes the bench cell's indices, byte for byte."""
+    out = tmp_path / "sel"
+    assert main(["select", "--dataset", "digits", *argv, "--model", "mlp", "--epochs", "10", "--out", str(out),
+                 "-q"]) == 0
+    bench = smoke_run / "cells" / cell
+    assert (out / "indices.npy").read_bytes() == (bench / "indices.npy").read_bytes()
+    assert (out / "scores.npy").read_bytes() == (bench / "scores.npy").read_bytes()
+
+
+# --- checks before compute ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("table, match", [
+    ("{ moderate = { k = 1 } }", r"p.toml: selection.method_params.moderate: method 'moderate' has no option 'k'"),
+    ("{ topoprune = { manifold = 'umpa' } }", r"p.toml: selection.method_params.topoprune: manifold .*'umpa'"),
+    ("{ topoprune = { k_local = 1 } }", r"selection.method_params.topoprune: k_local"),
+    ("{ topoprune = { klocal = 8 } }", r"has no option 'klocal'; its options: .*k_local"),
+])
+def test_method_params_are_checked_when_the_pipeline_loads(table, match):
+    text = GOOD.replace('"moderate"', '"moderate", "topoprune"') + f"[selection]\nmethod_params = {table}\n"
+    with pytest.raises(TopodataInputError, match=match):
+        parse_pipeline(text, origin="p.toml")
+
+
+def test_method_params_typo_through_the_command(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD.replace('"moderate"', '"topoprune"') + "[selection]\nmethod_params = { topoprune = { k = 8 } }\n")
+    rc = main(["bench", str(bad), "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "method 'topoprune' has no option 'k'" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_options_no_cell_reads_warn_at_load():
+    with pytest.warns(UserWarning, match=r"noise.methods lists 'random', which reads no features"):
+        parse_pipeline(GOOD + "[noise]\nscales = [0.5]\nmethods = ['random', 'moderate']\n", origin="p.toml")
+    with pytest.warns(UserWarning, match=r"trainer.probe is ignored: no trainer is 'probe'"):
+        parse_pipeline(GOOD.replace("steps = 10", "steps = 10\nprobe = { C = 2.0 }"))
+    with pytest.warns(UserWarning, match=r"trainer.params is ignored: every trainer is 'probe'"):
+        parse_pipeline(GOOD.replace('model = "mlp"', 'model = "probe"\nparams = { weight_decay = 0.0 }'))
+
+
+# --- a failing cell -----------------------------------------------------------------------------------
+
+FAILING = """
+dataset = "npz:{path}"
+methods = ["random"]
+rates = [0.5, 0.99]
+seeds = [0]
+[embedder]
+model = "mlp"
+params = {{ epochs = 2 }}
+[trainer]
+model = "probe"
+probe = {{ max_iter = 50 }}
+"""
+
+
+def _skewed_npz(path, n_small: int) -> None:
+    """Class 0 of 200 samples and two classes of ``n_small``: at rate 0.99 only class 0 keeps any."""
+    rng = np.random.default_rng(0)
+    sizes = [200, n_small, n_small]
+    y = np.repeat(np.arange(3), sizes)
+    x = (rng.normal(size=(y.size, 8)) + 2 * y[:, None]).astype(np.float32)
+    yt = np.repeat(np.arange(3), 10)
+    xt = (rng.normal(size=(yt.size, 8)) + 2 * yt[:, None]).astype(np.float32)
+    np.savez(path, x=x, y=y, x_test=xt, y_test=yt)
+
+
+def test_failed_cell_is_logged_reported_and_retried(tmp_path, capsys):
+    """A cell whose training raises costs only that cell; errors.log keeps the traceback; the next run retries it."""
+    data = tmp_path / "skewed.npz"
+    _skewed_npz(data, n_small=3)
+    pipe = tmp_path / "failing.toml"
+    pipe.write_text(FAILING.format(path=data))
+    out = tmp_path / "out"
+    bad_cell = "random_r0.99_s0_mlp-probe"
+    rc = main(["bench", str(pipe), "--out", str(out), "--no-progress"])
+    captured = capsys.readouterr()
+    assert rc == 1  # the run finished, with a failure
+    assert f"topodata bench: cell {bad_cell} failed: ValueError" in captured.err
+    assert "3 cells: 0 done before, 2 run now, 1 failed, 1 left" in captured.out
+    assert f"failed cells (rerun to retry; tracebacks in {out / 'errors.log'}): {bad_cell}" in captured.out
+    log = (out / "errors.log").read_text()
+    assert log.startswith(f"=== {bad_cell} (") and "Traceback (most recent call last)" in log
+    assert "ValueError" in log and "class" in log  # scikit-learn: one class only in the kept samples
+    assert sorted(_ids(out)) == ["full_s0_mlp-probe", "random_r0.5_s0_mlp-probe"]
+    assert not (out / "cells" / bad_cell / "metrics.json").exists()
+    assert (out / "results.md").is_file()  # the report of the finished cells is written all the same
+
+    # same data: the next run retries only the failed cell (and it fails the same way again)
+    s = run_pipeline(pipe, out, progress=False)
+    assert s.ran == [] and s.failed == [bad_cell] and len(s.done_before) == 2
+    assert (out / "errors.log").read_text().count(f"=== {bad_cell} (") == 2
+
+    # fixed data: the retry succeeds and the finished cells are left as they were
+    before = (out / "results.csv").read_text()
+    _skewed_npz(data, n_small=30)
+    s = run_pipeline(pipe, out, progress=False)
+    assert s.ran == [bad_cell] and s.failed == [] and s.n_left == 0
+    assert (out / "results.csv").read_text().startswith(before)
+    assert sorted(_ids(out)) == sorted(["full_s0_mlp-probe", "random_r0.5_s0_mlp-probe", bad_cell])
+    row = next(r for r in read_results(out / "results.csv") if r["cell_id"] == bad_cell)
+    assert row["n_train"] == 260 - int(0.99 * 260)

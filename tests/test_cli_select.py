@@ -52,7 +52,8 @@ def test_select_from_embeddings_writes_contract(tmp_path, arrays, capsys):
     assert main(["select", "--embeddings", str(fx), "--labels", str(fy), "--rate", "0.9",
                  "--method", "random", "--seed", "0", "--out", str(out)]) == 0
     assert "kept 40 of 400" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["indices.npy", "indices.txt", "manifest.json", "scores.npy"]
+    files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # .topodata: the writer's state
+    assert files == ["indices.npy", "indices.txt", "manifest.json", "scores.npy"]
     idx = np.load(out / "indices.npy")
     assert idx.dtype == np.int64 and idx.size == 40 and np.all(np.diff(idx) > 0)
     assert np.bincount(y[idx]).tolist() == [10, 10, 10, 10]
@@ -116,7 +117,7 @@ def test_bad_unreadable_and_missing_files(tmp_path, arrays, capsys):
     junk = tmp_path / "junk.npy"
     junk.write_bytes(b"this is not an npy file")
     _bad(tmp_path, capsys, ["select", "--embeddings", str(junk), "--labels", str(fy), "--rate", "0.9",
-                            "--method", "random"], "cannot read --embeddings file")
+                            "--method", "random"], f"cannot read features file {junk}")
     _bad(tmp_path, capsys, ["select", "--embeddings", str(tmp_path / "none.npy"), "--labels", str(fy),
                             "--rate", "0.9", "--method", "random"], "not found")
 
@@ -188,3 +189,68 @@ def test_unknown_method_is_argparse_error(tmp_path, arrays, capsys):
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_bad_method_option_fails_before_the_embed_stage(tmp_path, capsys, monkeypatch):
+    """A typo in a method option exits 2 at once: no proxy is trained, no cache entry appears."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("TOPODATA_CACHE", str(cache))
+    argv = ["select", "--dataset", "digits", "--rate", "0.9", "--manifold", "umpa", "--out", str(tmp_path / "o")]
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # once the config declares its choices, argparse refuses the value itself
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--manifold" in err and "'umpa'" in err, err
+    assert not (tmp_path / "o").exists()
+    _bad(tmp_path, capsys, ["select", "--dataset", "digits", "--rate", "0.9", "--k-local", "1"], "--k-local")
+    _bad(tmp_path, capsys, ["select", "--dataset", "digits", "--rate", "0.9", "--method", "d2",
+                            "--d2-n-neighbors", "0"], "--d2-n-neighbors")
+    assert not (cache / "embeddings").exists()
+
+
+def test_options_of_another_method_warn_in_one_line(tmp_path, arrays, capsys):
+    fx, fy, _, _ = arrays
+    out = tmp_path / "out"
+    assert main(["select", "--embeddings", str(fx), "--labels", str(fy), "--rate", "0.9", "--method", "random",
+                 "--k-local", "8", "--model", "mlp", "--out", str(out), "-q"]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        "topodata select: warning: --k-local is an option of --method topoprune; --method random ignores it",
+        "topodata select: warning: model ignored: no embedding stage runs (the features or scores are given)",
+    ]
+    # the same selection as without the ignored options
+    again = tmp_path / "again"
+    assert main(["select", "--embeddings", str(fx), "--labels", str(fy), "--rate", "0.9", "--method", "random",
+                 "--out", str(again), "-q"]) == 0
+    assert (out / "indices.npy").read_bytes() == (again / "indices.npy").read_bytes()
+    assert capsys.readouterr().err == ""
+
+
+def test_dedup_option_reaches_select(tmp_path, arrays, capsys):
+    fx, fy, x, y = arrays
+    x = np.concatenate([x, x[:40] + 1e-6])  # 40 near-copies, one per original
+    y = np.concatenate([y, y[:40]])
+    fx2, fy2 = tmp_path / "x2.npy", tmp_path / "y2.npy"
+    np.save(fx2, x)
+    np.save(fy2, y)
+    out = tmp_path / "out"
+    assert main(["select", "--embeddings", str(fx2), "--labels", str(fy2), "--rate", "0.5", "--method", "moderate",
+                 "--dedup", "auto", "--out", str(out), "-q"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["params"]["dedup"] is not None
+    idx = np.load(out / "indices.npy")
+    kept_pairs = np.isin(np.arange(40), idx) & np.isin(np.arange(400, 440), idx)
+    assert not kept_pairs.any()  # a copy is kept only once every group has given one member
+    _bad(tmp_path, capsys, ["select", "--embeddings", str(fx2), "--labels", str(fy2), "--rate", "0.5",
+                            "--dedup", "sometimes"], "--dedup must be auto, off or a positive distance")
+
+
+def test_plot_writes_the_pictures_with_the_selection(tmp_path, arrays, capsys):
+    fx, fy, _, _ = arrays
+    out = tmp_path / "out"
+    assert main(["select", "--embeddings", str(fx), "--labels", str(fy), "--rate", "0.9", "--manifold", "none",
+                 "--plot", "--out", str(out), "-q"]) == 0
+    for name in ("manifold.png", "diagrams.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    assert "plot" in json.loads((out / "manifest.json").read_text())["timings_s"]

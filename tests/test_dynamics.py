@@ -10,7 +10,7 @@ import torch
 
 from topodata._validation import TopodataInputError
 from topodata.scores.dynamics import aum_scores, el2n_scores, forgetting_scores
-from topodata.train.dynamics import DynamicsRecorder, TrainingDynamics, dynamics_from_features
+from topodata.nn.dynamics import DynamicsRecorder, TrainingDynamics, dynamics_from_features
 
 torch.set_num_threads(1)
 
@@ -144,7 +144,7 @@ def test_recorder_rejects_bad_batches():
 
 
 def test_recorder_as_fit_callback_records_every_sample():
-    from topodata.train import fit
+    from topodata.nn import fit
 
     rng = np.random.default_rng(2)
     x = rng.normal(size=(50, 3)).astype(np.float32)

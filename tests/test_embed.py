@@ -48,8 +48,7 @@ def test_embed_digits_features_and_probe(digits, digits_embedding):
     assert probe.score(res.features_test, res.labels_test) > 0.85
 
 
-def test_embed_records_dynamics_where_available(digits_embedding):
-    pytest.importorskip("topodata.train.dynamics")
+def test_embed_records_dynamics(digits_embedding):
     dyn = digits_embedding.dynamics
     assert dyn is not None and dyn.n_samples == 1433 and dyn.n_epochs == 20
     assert digits_embedding.manifest["dynamics_recorded"] is True

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +13,6 @@ import pytest
 from topodata._validation import TopodataInputError
 from topodata.manifold import (
     density_fixture,
-    enable_numba_cache,
     global_manifold,
     l2_normalize,
     standardize_columns,
@@ -43,10 +45,32 @@ def test_shape_and_standardisation(embeddings):
     np.testing.assert_allclose(z.std(axis=0), 1.0, atol=1e-4)
 
 
-def test_deterministic_and_uses_given_knn(embeddings):
+def test_deterministic(embeddings):
     """Same seed and same kNN graph ⇒ the identical embedding (UMAP single-threaded)."""
     z_inner, z_given = embeddings
     np.testing.assert_array_equal(z_inner, z_given)
+
+
+def test_uses_given_knn(blobs, embeddings):
+    """A kNN graph of *other* points replaces the one of ``features``: the embedding follows its clusters.
+
+    The graph groups the 300 rows by ``i % 3`` (interleaved), while the features group them in blocks
+    of 100. If the graph were ignored, UMAP would rebuild the block clusters.
+    """
+    z_inner, _ = embeddings
+    blocks = np.repeat(np.arange(3), 100)
+    interleaved = np.arange(300) % 3
+    rng = np.random.default_rng(1)
+    other = rng.normal(scale=4.0, size=(3, 10))[interleaved] + rng.normal(size=(300, 10))
+    graph = knn(l2_normalize(other), 10)
+    z = global_manifold(blobs, n_components=4, n_neighbors=10, random_state=0, n_epochs=100, knn=graph)
+    assert not np.allclose(z, z_inner)
+    idx, _ = knn(z, 6)
+    assert (interleaved[idx[:, 1:]] == interleaved[:, None]).mean() > 0.98
+    assert (blocks[idx[:, 1:]] == blocks[:, None]).mean() < 0.5
+    # the embedding of the features themselves keeps the blocks
+    idx, _ = knn(z_inner, 6)
+    assert (blocks[idx[:, 1:]] == blocks[:, None]).mean() > 0.98
 
 
 def test_keeps_clusters_apart(embeddings, blobs):
@@ -69,13 +93,57 @@ def test_helpers():
     np.testing.assert_allclose(s, [[-1.0, 0.0], [1.0, 0.0]])
 
 
+_CACHE_PROBE = """
+import json, os
+from topodata.manifold import enable_numba_cache
+path = enable_numba_cache()
+again = enable_numba_cache()
+out = {"path": path, "again": again, "env": os.environ.get("NUMBA_CACHE_DIR")}
+if path is not None:
+    import numba.core.config, umap.layouts
+    umap.layouts.clip(3.0)  # one small umap kernel: compiled into, or loaded from, the disk cache
+    stats = umap.layouts.clip.stats
+    out.update(config=numba.core.config.CACHE_DIR, kernel_cache=stats.cache_path,
+               cache_lookups=sum(stats.cache_hits.values()) + sum(stats.cache_misses.values()))
+print(json.dumps(out))
+"""
+
+
+def _cache_probe(**env):
+    """Run :func:`enable_numba_cache` in a fresh process with only the given cache variables set."""
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("NUMBA_CACHE_DIR", "TOPODATA_NUMBA_CACHE", "TOPODATA_CACHE")}
+    environ.update(env)
+    proc = subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=environ, capture_output=True,
+                          text=True, timeout=300, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# The cache directory the test session already uses (conftest sets TOPODATA_CACHE), so that the
+# subprocesses find umap's and pynndescent's kernels compiled; a fresh directory costs ~40 s.
+_WARM_TOPODATA_CACHE = os.environ["TOPODATA_CACHE"]
+
+
+@pytest.mark.slow
 def test_numba_cache_dir_is_set():
-    path = enable_numba_cache()
-    if os.environ.get("TOPODATA_NUMBA_CACHE") == "0":
-        assert path is None
-    else:
-        assert path == os.environ["NUMBA_CACHE_DIR"]
-        assert enable_numba_cache() == path  # idempotent
+    """Documented default: ``$TOPODATA_CACHE/numba``, and umap's kernels are cached there."""
+    expected = os.path.join(_WARM_TOPODATA_CACHE, "numba")
+    out = _cache_probe(TOPODATA_CACHE=_WARM_TOPODATA_CACHE)
+    assert out["path"] == out["again"] == out["env"] == out["config"] == expected
+    assert out["kernel_cache"].startswith(expected + os.sep)
+    assert out["cache_lookups"] >= 1
+
+
+@pytest.mark.slow
+def test_numba_cache_respects_user_dir_and_opt_out(tmp_path):
+    own = os.path.join(_WARM_TOPODATA_CACHE, "numba")  # a user-set NUMBA_CACHE_DIR wins over TOPODATA_CACHE
+    out = _cache_probe(TOPODATA_CACHE=str(tmp_path), NUMBA_CACHE_DIR=own)
+    assert out["path"] == out["env"] == out["config"] == own
+    assert out["kernel_cache"].startswith(own + os.sep)
+    assert not (tmp_path / "numba").exists()
+    out = _cache_probe(TOPODATA_CACHE=str(tmp_path), TOPODATA_NUMBA_CACHE="0")
+    assert out == {"path": None, "again": None, "env": None}
+    assert not (tmp_path / "numba").exists()
 
 
 def test_density_fixture_is_dense_blob_sparse_circle():

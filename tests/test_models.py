@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from topodata._validation import TopodataInputError
-from topodata.embed import MODELS, build_model
-from topodata.train import evaluate, extract_features, fit, resolve_device
-from topodata.train.augment import crop_padding, random_crop, random_flip, resolve_augment
+from topodata.nn import MODELS, build_model
+from topodata.nn import evaluate, extract_features, fit, resolve_device
+from topodata.nn.augment import crop_padding, random_crop, random_flip, resolve_augment
 
 torch.set_num_threads(1)
 
@@ -240,7 +240,7 @@ def test_augment_resolution():
 
 
 def test_one_cycle_shape_and_tiny_budgets(tiny_images):
-    from topodata.train.loop import one_cycle
+    from topodata.nn.loop import one_cycle
 
     f = one_cycle(100)
     lrs = [f(s) for s in range(100)]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import topodata
+from topodata._validation import TopodataInputError
 from topodata.select import (
     auto_beta,
     class_budgets,
@@ -139,7 +140,9 @@ def test_auto_beta_grows_with_rate():
     topo = METHODS["topoprune"].auto_beta  # its own schedule, chosen on a validation split
     assert auto_beta(0.5, *topo) == 0.0 and auto_beta(0.7, *topo) == pytest.approx(0.05)
     assert auto_beta(0.9, *topo) == pytest.approx(0.075) == auto_beta(0.95, *topo)
-    assert METHODS["ccs"].auto_beta == (0.25, 1.0)
+    ccs = METHODS["ccs"].auto_beta  # the authors' cut-offs: 0.2 at 80% pruned, 0.3 at 90%
+    assert auto_beta(0.6, *ccs) == 0.0
+    assert auto_beta(0.8, *ccs) == pytest.approx(0.2) and auto_beta(0.9, *ccs) == pytest.approx(0.3)
 
 
 def test_save_selection_atomic_files(tmp_path, blobs):
@@ -147,7 +150,7 @@ def test_save_selection_atomic_files(tmp_path, blobs):
     res = select(x, y, rate=0.9, method="random", random_state=0)
     out = tmp_path / "run"
     save_selection(res, out)
-    assert sorted(p.name for p in out.iterdir()) == ["indices.npy", "indices.txt", "manifest.json", "scores.npy"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["indices.npy", "indices.txt", "manifest.json", "scores.npy"]
     idx = np.load(out / "indices.npy")
     assert idx.dtype == np.int64 and np.array_equal(idx, res.indices)
     assert np.loadtxt(out / "indices.txt", dtype=np.int64).tolist() == res.indices.tolist()
@@ -249,3 +252,102 @@ def test_precomputed_scores_bad_input(blobs, kwargs, match):
     kwargs = {"scores": np.zeros(300), **kwargs}
     with pytest.raises(ValueError, match=match):
         select(x, y, rate=0.5, **kwargs)
+
+
+# ----------------------------------------------------------------------------- near-duplicates
+def _copies(n_images=60, copies=4, dim=16, noise=1e-3, seed=0):
+    """``n_images`` random points in 3 classes, each present ``copies`` times with tiny noise."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n_images, dim))
+    group = np.repeat(np.arange(n_images), copies)
+    x = base[group] + noise * rng.normal(size=(group.size, dim))
+    y = (np.arange(n_images) % 3)[group]
+    perm = rng.permutation(group.size)
+    return x[perm], y[perm], group[perm]
+
+
+def test_near_duplicate_groups_of_known_size():
+    from topodata.dedup import near_duplicate_groups
+
+    x, _, group = _copies()
+    found, thr = near_duplicate_groups(x)
+    assert thr > 0
+    # the same partition as the ground truth, whatever the numbering
+    pairs = {(int(a), int(b)) for a, b in zip(group, found)}
+    assert len(pairs) == 60 and len({a for a, _ in pairs}) == 60 and len({b for _, b in pairs}) == 60
+    assert np.bincount(found).tolist() == [4] * 60
+
+
+def test_near_duplicate_groups_leave_distinct_points_alone():
+    from topodata.dedup import near_duplicate_groups
+
+    x = np.random.default_rng(1).normal(size=(300, 8))
+    found, _ = near_duplicate_groups(x)
+    assert np.unique(found).size == 300
+
+
+@pytest.mark.parametrize("rate,distinct", [(0.9, 24), (0.8, 48), (0.7, 60)])
+def test_dedup_keeps_one_per_group_before_any_second(rate, distinct):
+    x, y, group = _copies()
+    res = select(x, y, rate=rate, method="moderate", dedup=True, random_state=0)
+    kept = group[res.indices]
+    assert res.indices.size == n_kept(len(y), rate)
+    # every kept row a new image until all 60 are covered
+    assert np.unique(kept).size == min(distinct, 60) == min(res.indices.size, 60)
+    info = res.manifest["params"]["dedup"]
+    assert info["n_groups"] == 60 and info["n_redundant"] == 180 and info["distinct_kept"] == np.unique(kept).size
+    without = select(x, y, rate=rate, method="moderate", dedup=False, random_state=0)
+    assert np.unique(group[without.indices]).size < np.unique(kept).size
+
+
+def test_dedup_is_deterministic_and_reaches_every_strategy():
+    x, y, group = _copies(seed=3)
+    a = select(x, y, rate=0.9, method="random", dedup=True, random_state=5)
+    b = select(x, y, rate=0.9, method="random", dedup=True, random_state=5)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    assert np.unique(group[a.indices]).size == a.indices.size
+
+
+def test_dedup_needs_features():
+    y = np.repeat([0, 1], 20)
+    with pytest.raises(TopodataInputError, match="dedup needs features"):
+        select(None, y, rate=0.5, method="random", dedup=True)
+    with pytest.raises(TopodataInputError, match="dedup must be"):
+        select(np.zeros((40, 2)), y, rate=0.5, method="random", dedup="sometimes")
+
+
+# ----------------------------------------------------------------------------- the noise cut
+def test_flagged_samples_are_cut_first_and_size_the_cut():
+    y = np.repeat([0, 1], 50)
+    s = np.linspace(0, 1, 100)
+    flagged = np.zeros(100, dtype=bool)
+    flagged[[3, 10, 20, 60, 61, 62, 63, 64, 65, 66, 67]] = True  # low scores: only the flag finds them
+    # class 0: cut floor(0.06 * 50) = 3 = its flagged; class 1: cut 7 of its 8 flagged
+    kept = select_from_scores(s, y, {0: 47, 1: 43}, beta={0: 0.06, 1: 0.14}, suspects=flagged,
+                              rng=np.random.default_rng(0))
+    expected = np.setdiff1d(np.arange(100), [3, 10, 20, 60, 61, 62, 63, 64, 65, 66, 67])
+    # the highest-scored flagged sample of class 1 (67) is cut first; the unflagged top (99) stays
+    assert 99 in kept and 67 not in kept
+    assert np.setdiff1d(kept, expected).tolist() == [60]  # class 1's lowest flagged is the 8th: kept
+
+
+def test_auto_cut_follows_the_flagged_share():
+    from topodata.select import _noise_cut
+
+    y = np.repeat([0, 1], 10)
+    flagged = np.zeros(20, dtype=bool)
+    flagged[:4] = True
+    assert _noise_cut(y, 0.075, flagged) == {0: 0.4, 1: 0.075}
+    assert _noise_cut(y, 0.075, None) == {0: 0.075, 1: 0.075}
+
+
+def test_coverage_leftovers_are_not_tilted_towards_high_scores():
+    # 7 strata of 10 members each: the budget 17 leaves 3 strata with one more; over seeds those
+    # must land on low- and high-score strata alike (a stable tie-break gave them to the top ones)
+    s = np.repeat(np.arange(7, dtype=float), 10)
+    y = np.zeros(70, dtype=np.int64)
+    tops = []
+    for seed in range(40):
+        kept = select_from_scores(s, y, {0: 17}, n_strata=7, sampler="key", rng=np.random.default_rng(seed))
+        tops.append(np.mean(s[kept]))
+    assert abs(np.mean(tops) - 3.0) < 0.15

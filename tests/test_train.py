@@ -162,7 +162,7 @@ def test_cli_train_writes_metrics_and_model(tmp_path, digits):
     assert metrics["indices"].endswith("sel") and "torch" in metrics["versions"]
     net = build_model("mlp", digits.input_shape, digits.n_classes)
     net.load_state_dict(torch.load(out / "model.pt", weights_only=True))
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.pt"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["metrics.json", "model.pt"]
 
 
 def test_cli_train_full_split(tmp_path, digits):

@@ -18,6 +18,7 @@ from .select import SelectionResult, save_selection, select, to_subset  # noqa: 
 _LAZY = {
     "available_methods": "topodata.scores:available_methods",
     "load_dataset": "topodata.data:load_dataset",
+    "select_dataset": "topodata.pipeline:select_dataset",
     "embed": "topodata.embed:embed",
     "knn": "topodata.neighbors:knn",
     "global_manifold": "topodata.manifold:global_manifold",

@@ -1,52 +1,19 @@
-"""The global manifold: FAISS kNN of the L2-normalised features, handed to UMAP (DESIGN.md §5.2).
+"""The global manifold: FAISS kNN of the L2-normalised features, handed to UMAP.
 
 :func:`global_manifold` L2-normalises the features, builds their kNN graph with
 :func:`topodata.neighbors.knn` (exact FAISS up to 100k samples), gives it to umap-learn as
 ``precomputed_knn`` so that UMAP skips its own NN-descent, embeds into a small dimension (8 by
 default, not 2: the local topology stage needs room) and standardises each component.
 
-Density (the binding caution of DESIGN.md §5)
----------------------------------------------
-UMAP assumes data spread uniformly on the manifold and therefore *equalises density*: a dense,
-redundant blob and a sparse structure come out with similar neighbour distances, and the local
-topology stage can no longer tell them apart. Measured on the fixture "per class a dense Gaussian
-blob plus a sparse noisy circle, 16-d" (``scripts/bench_topoprune.py --density``; ratio = mean
-TopoPrune score of circle points / mean score of blob points; > 1 is the wanted order):
-
-    global stage (then TopoPrune's displacement)   ratio, mean of 3   min of 3
-    UMAP 8-d, plain                                0.45               0.39
-    UMAP 8-d + radius re-injection (default)       8.5                6.5
-    densMAP 8-d                                    4.0                3.9
-    densMAP 8-d + radius re-injection              2.6                2.4
-    UMAP 2-d, plain                                1.7                1.6
-    densMAP 2-d                                    9.1                8.5
-    no UMAP (L2-normalised features)               2.5                2.4
-
-(3 fixtures of 3 classes × (300 blob + 100 circle points), UMAP 100 epochs.) Plain UMAP inverts
-the order, as DESIGN.md §5 warns. The default keeps UMAP for topology and re-injects density in
-the local stage (``density='radius'`` of :mod:`topodata.scores.topoprune`: each neighbourhood's
-lifetimes are rescaled by the ratio of the features' to the manifold's kNN radius). It also kept
-mislabelled samples on top (digits with 10% flipped labels: noise AUC 0.88, densMAP 0.82, no UMAP
-0.33), which is why it won over densMAP and over skipping UMAP; 2-d manifolds score high here but
-crowd real classes (DESIGN.md §5.2 asks for a small d, not 2).
-
-Numba compilation cache
------------------------
-umap-learn 0.5.12 declares none of its ~110 ``@numba.njit`` kernels with ``cache=True`` (only
-pynndescent does), so every new process recompiled them before its first embedding.
-:func:`enable_numba_cache` (called before umap is imported) points ``NUMBA_CACHE_DIR`` at
-``<topodata cache>/numba`` unless the user set it, and switches on numba's on-disk cache for
-umap's module-level kernels with numba's own ``Dispatcher.enable_caching()`` (what
-``cache=True`` does). Set ``TOPODATA_NUMBA_CACHE=0`` to leave numba alone. densMAP still compiles
-one kernel per call (umap builds it inside ``optimize_layout_euclidean``).
-
-Measured in fresh processes (digits, 1,797 × 64, 100 epochs, two shared CPU cores): first call
-11.1 s without the cache, 2.9-3.5 s with it warm (mostly importing umap and loading the cached
-kernels); later calls in the same process 0.5 s either way.
+UMAP equalises density, so TopoPrune re-injects it in its local stage rather than here; the
+measured comparison of UMAP, densMAP and no UMAP is in ``docs/algorithms.md#global-manifold``.
+:func:`enable_numba_cache` switches on numba's disk cache for umap's kernels (umap-learn declares
+none), so a new process does not recompile them (``docs/algorithms.md#numba-compilation-cache``).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import warnings
@@ -55,7 +22,11 @@ from typing import Any
 import numpy as np
 
 from . import _validation as V
+from ._io import user_cache_dir
+from .neighbors import knn as _knn
 from .neighbors import l2_normalize  # re-exported: the one row normaliser
+
+# umap and numba are imported on use: they take seconds to import (start-up time of the CLI).
 
 __all__ = [
     "global_manifold",
@@ -89,14 +60,10 @@ def enable_numba_cache() -> str | None:
     if os.environ.get("TOPODATA_NUMBA_CACHE", "1") == "0":
         return None
     if not os.environ.get("NUMBA_CACHE_DIR"):
-        from ._io import user_cache_dir
-
         os.environ["NUMBA_CACHE_DIR"] = str(user_cache_dir() / "numba")
     cache_dir = os.environ["NUMBA_CACHE_DIR"]
     if _cache_enabled:
         return cache_dir
-    import importlib
-
     from numba.core import config
     from numba.core.caching import NullCache
     from numba.core.registry import CPUDispatcher
@@ -203,7 +170,7 @@ def global_manifold(
     min_dist : float, default=0.1
         UMAP's minimum distance between embedded points.
     densmap : bool, default=False
-        Use umap-learn's density-preserving objective (densMAP); see the module docstring for
+        Use umap-learn's density-preserving objective (densMAP); see docs/algorithms.md#global-manifold for
         how each option keeps density. Costs one numba compilation per call.
     dens_lambda : float, default=2.0
         Weight of densMAP's density term.
@@ -266,8 +233,6 @@ def global_manifold(
             f"n_components={n_components} needs more than {n_components + 1} samples; got {n}"
         )
     if knn is None:
-        from .neighbors import knn as _knn
-
         idx, dist = _knn(f, int(n_neighbors), method=knn_method, device=device, random_state=knn_seed)
     else:
         idx, dist = _check_knn(knn, n, int(n_neighbors))
@@ -308,7 +273,7 @@ def density_fixture(
     n_features: int = 16,
     random_state: Any = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The density check of DESIGN.md §5: per class a dense Gaussian blob and a sparse noisy circle.
+    """The density check of docs/algorithms.md#global-manifold: per class a dense Gaussian blob and a sparse noisy circle.
 
     Class ``c`` has centre ``μ_c`` (random direction, norm 10), ``n_blob`` points
     ``μ_c + N(0, 0.05² I)`` and ``n_circle`` points on a circle of radius 3 in a random 2-plane

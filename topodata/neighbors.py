@@ -1,4 +1,4 @@
-"""k-nearest-neighbour graphs with FAISS: the one kNN contract every stage reuses (house rule 6).
+"""k-nearest-neighbour graphs with FAISS: the one kNN contract every stage reuses (docs/design.md#the-knn-contract).
 
 Contract of :func:`knn`
 -----------------------
@@ -38,6 +38,9 @@ from typing import Any
 import numpy as np
 
 from . import _validation as V
+from ._threads import canonical_threads
+
+# faiss and torch are imported on use: `import topodata.neighbors` stays numpy-only (start-up time).
 
 __all__ = [
     "knn",
@@ -213,6 +216,7 @@ def _build_index(x: np.ndarray, k: int, method: str, rng: np.random.Generator):
     return index
 
 
+@canonical_threads()  # FAISS's BLAS sums follow the thread count (distances differ in 128-d)
 def _faiss_knn(
     x: np.ndarray, k: int, *, method: str, gpu: bool, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """Selection: budgets per class, score → subset strategies, the public ``select`` and export.
 
 ``rate`` is always the fraction *removed*; the kept count is ``n - floor(rate * n)``.
-Indices are sorted int64 positions in the training split (house rule 5).
+Indices are sorted int64 positions in the training split (docs/design.md#the-selection-contract).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from . import _validation as V
-from .scores import MethodOutput, get_method
+from ._meta import n_kept, versions  # re-exported: the rules live in the leaf module
+from .scores import MethodOutput, check_method_params, get_method
 
 __all__ = [
     "SelectionResult",
@@ -32,14 +33,6 @@ __all__ = [
 
 STRATEGIES = ("coverage", "hard", "easy", "random")
 SAMPLERS = ("draw", "key")
-
-
-def n_kept(n: int, rate: float) -> int:
-    """Kept count for ``n`` samples at pruning ``rate``: ``n - floor(rate * n)``.
-
-    A tiny epsilon guards against ``0.9 * 10 = 8.999999…`` style float errors.
-    """
-    return int(n - math.floor(rate * n + 1e-9))
 
 
 def class_budgets(labels: np.ndarray, n_keep: int, *, balance: str = "proportional") -> dict[int, int]:
@@ -79,15 +72,17 @@ def class_budgets(labels: np.ndarray, n_keep: int, *, balance: str = "proportion
     return {int(c): int(b) for c, b in zip(classes, base)}
 
 
-def auto_beta(rate: float, slope: float = 0.25, cap: float = 1.0) -> float:
-    """Fraction of most-scored samples dropped per class; grows with the rate (DESIGN.md §5.5).
+def auto_beta(rate: float, slope: float = 0.25, cap: float = 1.0, start: float = 0.5) -> float:
+    """Fraction of most-scored samples dropped per class; grows with the rate.
 
-    ``min(cap, max(0, slope (rate - 0.5)))``. The default (0 up to rate 0.5, 0.1 at rate 0.9,
-    0.1125 at 0.95) matches the hard-sample cut-offs CCS reports for high rates; a method may set
-    its own ``(slope, cap)`` (``MethodSpec.auto_beta``; TopoPrune: ``(0.25, 0.075)``). Override
-    with ``beta=``.
+    ``min(cap, max(0, slope (rate - start)))``: 0 up to rate ``start``. A method sets its own
+    ``(slope, cap, start)`` in ``MethodSpec.auto_beta`` (TopoPrune ``(0.25, 0.075)``; CCS
+    ``(1, 1, 0.6)``, the authors' 0.2 at 80% and 0.3 at 90% pruned). Override with ``beta=``.
+
+    >>> auto_beta(0.9), auto_beta(0.9, 1.0, 1.0, 0.6)
+    (0.1, 0.3)
     """
-    return float(min(cap, max(0.0, slope * (rate - 0.5))))
+    return float(round(min(cap, max(0.0, slope * (rate - start))), 12))
 
 
 def _coverage_pick(
@@ -115,7 +110,9 @@ def _coverage_pick(
     stratum = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, n_strata - 1)
     members = [idx[stratum == k] for k in range(n_strata)]
     members = [m for m in members if m.size]
-    order = np.argsort([m.size for m in members], kind="stable")
+    # smallest strata first; equal sizes in a seeded order (a stable sort would hand the rounding
+    # leftovers to the higher-score strata every time)
+    order = np.lexsort((rng.permutation(len(members)), [m.size for m in members]))
     picked = []
     left = budget
     for j, k in enumerate(order):
@@ -137,10 +134,11 @@ def select_from_scores(
     budgets: dict[int, int],
     *,
     strategy: str = "coverage",
-    beta: float = 0.0,
+    beta: float | dict[int, float] = 0.0,
     n_strata: int = 50,
     sampler: str = "key",
     rng: np.random.Generator,
+    suspects: np.ndarray | None = None,
 ) -> np.ndarray:
     """Turn per-sample scores (higher = harder) into kept indices, class by class.
 
@@ -149,9 +147,14 @@ def select_from_scores(
         budget evenly over ``n_strata`` equal-width score strata with a seeded draw inside each;
         ``hard``/``easy`` keep the highest/lowest scores (ties by a seeded permutation); ``random``
         ignores scores.
+    beta : float or dict {class_id: float}
+        Fraction of each class cut under ``coverage`` (one value, or one per class).
     sampler : {'draw', 'key'}
         Inside a coverage stratum: a fresh seeded draw, or the members with the smallest of one
         random key per sample (drawn once); ``key`` keeps the selection stable when scores shift.
+    suspects : ndarray of bool, shape (n_samples,), optional
+        Samples flagged as likely label errors: the coverage cut removes them first (highest
+        score first), then the highest-scored others, ``floor(beta_c n_c)`` in all.
     """
     V.check_options(strategy, "strategy", STRATEGIES)
     V.check_options(sampler, "sampler", SAMPLERS)
@@ -172,8 +175,12 @@ def select_from_scores(
             order = np.lexsort((rng.permutation(idx.size), key))
             kept.append(idx[order[:budget]])
         else:
-            n_drop = min(int(math.floor(beta * idx.size)), idx.size - budget)
-            order = np.argsort(-s, kind="stable")
+            b = beta.get(c, 0.0) if isinstance(beta, dict) else beta
+            n_drop = min(int(math.floor(b * idx.size + 1e-9)), idx.size - budget)
+            if suspects is None:
+                order = np.argsort(-s, kind="stable")
+            else:  # flagged samples first, each group by decreasing score
+                order = np.lexsort((-s, ~suspects[idx]))
             rest = np.sort(idx[order[n_drop:]])
             kept.append(_coverage_pick(rest, scores[rest], budget, n_strata, rng, keys))
     out = np.concatenate(kept) if kept else np.empty(0, np.int64)
@@ -186,7 +193,7 @@ class SelectionResult:
 
     indices : ndarray of int64, sorted, unique kept positions in the training split.
     scores : ndarray of float64, one per training sample (NaN where the method has none).
-    manifest : dict written to ``manifest.json`` (DESIGN.md §4.1).
+    manifest : dict written to ``manifest.json`` (docs/design.md#topodata-select).
     extras : arrays for plots (manifold coordinates, example diagrams); not serialised.
     """
 
@@ -207,20 +214,6 @@ class SelectionResult:
         return m
 
 
-def versions() -> dict[str, str]:
-    """Versions of the libraries that decide the result, for the manifest and ``topodata env``."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for dist in ("topodata", "numpy", "scipy", "scikit-learn", "torch", "torchvision", "umap-learn",
-                 "faiss-cpu", "ripser", "numba"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
-
-
 def select(
     features: Any,
     labels: Any,
@@ -233,6 +226,7 @@ def select(
     beta: float | str = "auto",
     n_strata: int = 50,
     sampler: str = "key",
+    dedup: bool | float | str | None = None,
     dynamics: Any = None,
     dataset: str = "arrays",
     method_params: dict[str, Any] | None = None,
@@ -244,7 +238,7 @@ def select(
     ----------
     features : array-like of shape (n_samples, n_features) or None
         Latent features (e.g. penultimate activations). Ignored by ``method='random'`` and with
-        ``scores`` apart from its length; may then be None.
+        ``scores`` apart from its length (and by ``dedup``); may then be None.
     labels : array-like of shape (n_samples,)
         Integer class ids.
     rate : float in (0, 1)
@@ -257,15 +251,23 @@ def select(
     strategy : {'coverage', 'hard', 'easy', 'random'} or None
         How scores become a subset; None uses the method's own default.
     beta : float or 'auto', default='auto'
-        Most-scored fraction dropped per class under ``coverage``; ``'auto'``: the method's
-        schedule (see :func:`auto_beta`).
+        Fraction cut per class under ``coverage`` before the strata (likely label noise).
+        ``'auto'``: the method's rate schedule (:func:`auto_beta`), raised per class to the share
+        of samples the method flags as likely label errors (TopoPrune: most of their feature
+        neighbours carry another label), so the cut follows the data's noise level.
     n_strata : int, default=50
         Number of score strata under ``coverage``.
     sampler : {'draw', 'key'}, default='key'
         How a coverage stratum is sampled (see :func:`select_from_scores`); ``key`` keeps the
         selection stable when the features (and so the scores) move a little.
+    dedup : bool, float, 'auto' or None, default=None
+        Near-duplicate handling (:mod:`topodata.dedup`): groups of samples closer than a threshold
+        in the L2-normalised features; one member per group is kept before any group gives a
+        second, and the method chooses among the members still open. ``True``/``'auto'``: the
+        automatic threshold; a float: that threshold; ``False``: off; None: the method's default
+        (on for TopoPrune, off for the baselines). Needs ``features``.
     dynamics : TrainingDynamics, optional
-        Per-sample training dynamics for ``el2n``/``forgetting``/``aum``/``ccs``.
+        Per-sample training dynamics for ``el2n``/``forgetting``/``aum``/``ccs``/``d2``.
     method_params : dict, optional
         Hyper-parameters forwarded to the method.
     scores : array-like of shape (n_samples,), optional
@@ -295,73 +297,97 @@ def select(
     """
     t_start = time.perf_counter()
     rate = V.check_rate(rate)
-    if scores is not None:
-        if method is not None or method_params or dynamics is not None:
-            raise V.TopodataInputError("give either scores= or a method (with its method_params/dynamics), not both")
-        method, spec = "precomputed", None
-    else:
-        method = method or "topoprune"
-        spec = get_method(method)
-        method_params = dict(method_params or {})
-    if spec is not None and spec.needs_features:
-        # methods check their own neighbourhood sizes against the class sizes (one line, exit 2)
-        x, y = V.check_features_labels(features, labels, min_per_class=spec.min_per_class)
-    else:  # only the labels (and the length of the features, if given) matter
-        y = V.check_labels(labels)
-        x = np.asarray(features) if features is not None else np.empty((y.shape[0], 0))
-        if x.shape[0] != y.shape[0]:
-            y = V.check_labels(labels, n_samples=x.shape[0])
-    if scores is not None:
-        given = V.check_features(scores, name="scores", ndim=1, min_samples=0)
+    method, spec, method_params, given = _resolve_method(method, method_params, dynamics, scores)
+    x, y = _check_inputs(features, labels, spec, dedup)
+    if given is not None:
+        given = V.check_features(given, name="scores", ndim=1, min_samples=0)
         if given.shape[0] != y.shape[0]:
             raise V.TopodataInputError(f"scores has {given.shape[0]} entries but labels {y.shape[0]}; one per sample")
-    if y.shape[0] < 2:
-        raise V.TopodataInputError(f"need at least 2 samples; got {y.shape[0]}")
-    V.check_scalar(n_strata, "n_strata", int, min_val=1)
+    V.check_scalar(n_strata, "n_strata", (int, np.integer), min_val=1)
+    n_strata = int(n_strata)
     strategy = strategy or (spec.default_strategy if spec is not None else "coverage")
     V.check_options(strategy, "strategy", STRATEGIES)
-    if beta == "auto":
+    V.check_options(sampler, "sampler", SAMPLERS)
+    auto = isinstance(beta, str) and beta == "auto"
+    if auto:
         beta_v = auto_beta(rate, *(spec.auto_beta if spec is not None else ()))
     else:
         beta_v = float(V.check_scalar(beta, "beta", (int, float), min_val=0.0, max_val=1.0, include_max=False))
-    seed_repr = random_state if isinstance(random_state, (int, np.integer)) or random_state is None else "generator"
+    dedup_threshold = _dedup_option(dedup, spec)
+    seed_repr = int(random_state) if isinstance(random_state, (int, np.integer)) else (
+        None if random_state is None else "generator")
     rng = V.check_random_state(random_state)
 
     n = y.shape[0]
     keep = n_kept(n, rate)
+    if keep < 1:
+        raise V.TopodataInputError(f"rate {rate} keeps no sample of {n}; lower --rate")
     budgets = class_budgets(y, keep, balance=class_balance)
 
+    # near-duplicates: whole rounds (one member per group, then a second, ...) are kept outright;
+    # the method chooses the rest among the next round's members (the pool)
     t0 = time.perf_counter()
-    if spec is None:
-        out = MethodOutput(scores=given)
-    else:
-        out: MethodOutput = spec.load()(x, y, budgets=budgets, rng=rng, dynamics=dynamics, **method_params)
-    t_method = time.perf_counter() - t0
+    forced, pool, pool_budgets, dedup_info = np.empty(0, np.int64), None, budgets, None
+    if dedup_threshold is not None:
+        forced, pool, pool_budgets, dedup_info = _dedup_plan(x, y, budgets, dedup_threshold, rng)
+    t_dedup = time.perf_counter() - t0
 
-    scores = np.asarray(out.scores, dtype=np.float64)
-    if scores.shape != (n,):
-        raise RuntimeError(f"method {method!r} returned scores of shape {scores.shape}; expected ({n},)")
     t0 = time.perf_counter()
-    if out.indices is not None:
-        indices = np.unique(np.asarray(out.indices, dtype=np.int64))
+    sub = (lambda a: a) if pool is None else (lambda a: a[pool])
+    if spec is None:
+        out = MethodOutput(scores=sub(given))
+    elif pool is not None and sum(pool_budgets.values()) == 0:
+        out = MethodOutput(scores=np.full(pool.size, np.nan), indices=np.empty(0, np.int64))
     else:
-        indices = select_from_scores(
-            scores, y, budgets, strategy=strategy, beta=beta_v, n_strata=n_strata, sampler=sampler, rng=rng
+        out: MethodOutput = spec.load()(
+            sub(x), sub(y), budgets=pool_budgets, rng=rng,
+            dynamics=_subset_dynamics(dynamics, pool), **method_params,
         )
+    t_method = time.perf_counter() - t0
+    n_pool = n if pool is None else pool.size
+    pool_scores = np.asarray(out.scores, dtype=np.float64)
+    if pool_scores.shape != (n_pool,):
+        raise RuntimeError(f"method {method!r} returned scores of shape {pool_scores.shape}; expected ({n_pool},)")
+    suspects = None if out.suspects is None else np.asarray(out.suspects, dtype=bool)
+
+    t0 = time.perf_counter()
+    cut = None
+    if out.indices is not None:
+        picked = np.unique(np.asarray(out.indices, dtype=np.int64))
+    else:
+        cut = _noise_cut(sub(y), beta_v, suspects if auto else None) if strategy == "coverage" else None
+        picked = select_from_scores(
+            pool_scores, sub(y), pool_budgets, strategy=strategy, beta=cut if cut is not None else beta_v,
+            n_strata=n_strata, sampler=sampler, rng=rng, suspects=suspects if auto else None,
+        )
+    indices = np.sort(np.concatenate([forced, sub(np.arange(n))[picked]])).astype(np.int64)
     t_select = time.perf_counter() - t0
     _check_budgets(indices, y, budgets, method)
+    scores_full = pool_scores if pool is None else np.full(n, np.nan)
+    if pool is not None:
+        scores_full[pool] = pool_scores
 
     classes, kept_counts = np.unique(y[indices], return_counts=True)
     timings = {f"{method}.{k}": float(v) for k, v in out.timings_s.items()}
+    if dedup_info is not None:
+        timings["dedup"] = t_dedup
+        dedup_info["distinct_kept"] = int(np.unique(dedup_info.pop("_groups")[indices]).size)
     timings.update({"method": t_method, "select": t_select, "total": time.perf_counter() - t_start})
+    coverage = out.indices is None and strategy == "coverage"
     params = {
         "class_balance": class_balance,
         "strategy": strategy if out.indices is None else "method",
-        "beta": beta_v if out.indices is None and strategy == "coverage" else None,
-        "n_strata": n_strata if out.indices is None and strategy == "coverage" else None,
-        "sampler": sampler if out.indices is None and strategy == "coverage" else None,
+        "beta": beta_v if coverage else None,
+        "beta_rule": ("auto: max(schedule, flagged share)" if auto and suspects is not None else
+                      "auto: schedule" if auto else "given") if coverage else None,
+        "n_strata": n_strata if coverage else None,
+        "sampler": sampler if coverage else None,
+        "dedup": dedup_info,
         **out.params,
     }
+    if coverage and cut is not None:
+        params["beta_per_class"] = {str(c): v for c, v in cut.items()}
+        params["n_flagged"] = None if suspects is None else int(suspects.sum())
     manifest = {
         "dataset": dataset,
         "n_total": int(n),
@@ -376,7 +402,113 @@ def select(
         "class_counts_kept": {str(int(c)): int(k) for c, k in zip(classes, kept_counts)},
         "score_direction": "higher = harder / more atypical (NaN: no per-sample score)",
     }
-    return SelectionResult(indices=indices, scores=scores, manifest=manifest, extras=out.extras)
+    return SelectionResult(indices=indices, scores=scores_full, manifest=manifest, extras=out.extras)
+
+
+def _resolve_method(method, method_params, dynamics, scores):
+    """``(name, spec or None, params, given scores or None)``; refuses scores mixed with a method."""
+    if scores is not None:
+        if method is not None or method_params or dynamics is not None:
+            raise V.TopodataInputError("give either scores= or a method (with its method_params/dynamics), not both")
+        return "precomputed", None, {}, scores
+    method = method or "topoprune"
+    return method, get_method(method), check_method_params(method, method_params), None
+
+
+def _check_inputs(features, labels, spec, dedup):
+    """Validated ``(x, y)``; only the labels (and the features' length) when the method needs no features."""
+    needs_x = (spec is not None and spec.needs_features) or (dedup not in (None, False) and features is not None)
+    if needs_x:
+        # methods check their own neighbourhood sizes against the class sizes (one line, exit 2)
+        x, y = V.check_features_labels(features, labels, min_per_class=spec.min_per_class if spec else 1)
+    else:
+        y = V.check_labels(labels)
+        x = np.asarray(features) if features is not None else np.empty((y.shape[0], 0))
+        if x.ndim == 0:
+            raise V.TopodataInputError("features must have one row per sample; got a scalar")
+        if x.shape[0] != y.shape[0]:
+            y = V.check_labels(labels, n_samples=x.shape[0])
+    if y.shape[0] < 2:
+        raise V.TopodataInputError(f"need at least 2 samples; got {y.shape[0]}")
+    return x, y
+
+
+def _dedup_option(dedup, spec) -> float | str | None:
+    """The dedup threshold to use (a float or 'auto'), or None when off."""
+    if dedup is None:
+        dedup = spec.dedup if spec is not None else False
+    if dedup is False or (isinstance(dedup, str) and dedup.lower() in ("off", "false", "none", "0")):
+        return None
+    if dedup is True or (isinstance(dedup, str) and dedup.lower() in ("auto", "on", "true", "1")):
+        return "auto"
+    if isinstance(dedup, str):
+        try:
+            dedup = float(dedup)
+        except ValueError:
+            raise V.TopodataInputError(f"dedup must be auto, off or a distance threshold; got {dedup!r}") from None
+    return float(V.check_scalar(dedup, "dedup", (int, float), min_val=0.0, include_min=False))
+
+
+def _dedup_plan(x, y, budgets, threshold, rng):
+    """``(forced, pool, pool_budgets, info)`` for near-duplicate-aware selection.
+
+    Per class, the rounds of :func:`topodata.dedup.dedup_rounds` (round r = the r-th copy of every
+    group that has one) are kept whole while the budget allows; the rest of the budget is chosen
+    by the method among the members of the next round (the pool), so no group gives an r+1-th
+    member before every group gave its r-th.
+    """
+    from .dedup import dedup_rounds, near_duplicate_groups
+
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise V.TopodataInputError("dedup needs features; pass them or use dedup=False")
+    groups, thr = near_duplicate_groups(x, threshold=threshold, random_state=rng)
+    rank = dedup_rounds(groups, rng.random(y.shape[0]))
+    forced_mask = np.zeros(y.shape[0], dtype=bool)
+    pool_mask = np.zeros(y.shape[0], dtype=bool)
+    pool_budgets: dict[int, int] = {}
+    for c, budget in budgets.items():  # a loop over classes, not samples
+        in_c = y == c
+        cum = np.cumsum(np.bincount(rank[in_c]))
+        full = int(np.searchsorted(cum, budget, side="right"))  # rounds that fit whole
+        forced_mask[in_c & (rank < full)] = True
+        left = int(budget - (cum[full - 1] if full else 0))
+        if left:
+            pool_mask[in_c & (rank == full)] = True
+            pool_budgets[c] = left
+    pool = np.flatnonzero(pool_mask)
+    sizes = np.bincount(groups)
+    info = {
+        "threshold": thr,
+        "threshold_rule": "given" if threshold != "auto" else "auto: factor x median k-th neighbour distance",
+        "n_groups": int(sizes.size),
+        "n_in_groups": int(sizes[sizes > 1].sum()),
+        "n_redundant": int(y.shape[0] - sizes.size),
+        "largest_group": int(sizes.max()),
+        "n_forced": int(forced_mask.sum()),
+        "_groups": groups,
+    }
+    return np.flatnonzero(forced_mask), pool, pool_budgets, info
+
+
+def _noise_cut(y, beta, suspects) -> dict[int, float]:
+    """Per-class cut: ``beta``, raised to the class's share of flagged samples when given."""
+    classes = np.unique(y)
+    if suspects is None:
+        return {int(c): float(beta) for c in classes}
+    share = np.bincount(y, weights=suspects.astype(np.float64), minlength=int(classes.max()) + 1)
+    count = np.bincount(y, minlength=int(classes.max()) + 1)
+    return {int(c): float(max(beta, share[c] / count[c])) for c in classes}
+
+
+def _subset_dynamics(dynamics, pool):
+    """The training dynamics of the pool's samples (columns), or the dynamics unchanged."""
+    if dynamics is None or pool is None:
+        return dynamics
+    import dataclasses
+
+    return dataclasses.replace(
+        dynamics, correct=dynamics.correct[:, pool], margin=dynamics.margin[:, pool], el2n=dynamics.el2n[:, pool]
+    )
 
 
 def _check_budgets(indices: np.ndarray, labels: np.ndarray, budgets: dict[int, int], method: str) -> None:
@@ -505,10 +637,13 @@ def to_subset(dataset: Any, indices: Any):
     """Wrap a torch dataset (or anything indexable) into ``torch.utils.data.Subset``.
 
     ``indices`` is anything :func:`load_indices` reads: an array, a boolean mask, a path to
-    ``indices.npy`` / ``indices.txt`` or a selection output folder.
+    ``indices.npy`` / ``indices.txt`` or a selection output folder. A Hugging Face
+    ``datasets.Dataset`` gives ``dataset.select(indices)``, a ``datasets.Dataset`` again.
     """
     from torch.utils.data import Subset
 
     n = len(dataset)
     idx = load_indices(indices, n_total=n, where=f"a dataset of length {n}")
+    if type(dataset).__module__.startswith("datasets."):  # Hugging Face: its own row selection
+        return dataset.select(idx)
     return Subset(dataset, idx.tolist())

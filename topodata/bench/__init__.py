@@ -1,7 +1,8 @@
 """Benchmark runner: methods × rates × seeds (plus noise and transfer) under one training protocol.
 
 - :mod:`~topodata.bench.pipeline`: the declarative TOML schema and the grid of cells;
-- :mod:`~topodata.bench.runner`: embed (cached) → select → train → evaluate, resumable;
+- :mod:`~topodata.bench.runner`: each cell's selection through :func:`topodata.pipeline.select_dataset`
+  (the call ``topodata select`` makes), then train → evaluate, resumable;
 - :mod:`~topodata.bench.results`: the append-only ``results.csv``;
 - :mod:`~topodata.bench.report`: ``results.md`` (mean ± std, gap recovered, noise, transfer) and plots.
 
@@ -10,10 +11,11 @@
 0.5
 """
 
+from ..pipeline import add_feature_noise  # re-exported: the noise lives with the selection pipeline
 from .pipeline import Cell, Pipeline, enumerate_cells, load_pipeline, parse_pipeline
 from .report import gap_recovered, markdown_report, report_files
 from .results import read_results
-from .runner import BenchSummary, add_feature_noise, jaccard, run_pipeline
+from .runner import BenchSummary, jaccard, run_pipeline
 
 __all__ = [
     "Pipeline",

@@ -31,7 +31,7 @@ a default)::
     strategy = "coverage"             # default: each method's own
     sampler = "key"                   # how a coverage stratum is sampled: key (default) or draw
     class_balance = "proportional"
-    method_params = { topoprune = { k = 16 } }
+    method_params = { topoprune = { k_local = 16 } }  # checked against the method's config
 
     [noise]                           # robustness: Gaussian noise on the embedder's features
     scales = [0.1, 0.25, 0.5]         # sigma = scale * mean per-dimension std of the features
@@ -58,6 +58,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import _validation as V
+from ..pipeline import check_method_params
+from ..scores import available_methods, get_method
+from ..select import SAMPLERS, STRATEGIES
 
 __all__ = [
     "Pipeline",
@@ -206,35 +209,67 @@ def load_pipeline(path: str | Path) -> Pipeline:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"pipeline file {str(p)!r} not found")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise V.TopodataInputError(f"pipeline file {str(p)!r} is not UTF-8 TOML text ({exc.reason})") from None
     return parse_pipeline(text, name=p.stem, origin=str(p))
 
 
 def parse_pipeline(text: str, *, name: str = "pipeline", origin: str = "<string>") -> Pipeline:
-    """Validate pipeline TOML ``text`` (see the module docstring for the schema)."""
+    """Validate pipeline TOML ``text`` (see the module docstring for the schema).
+
+    Every check runs here, before any cell: the keys and types of each table, the method names,
+    and each method's ``method_params`` against its config dataclass (a typo is one clear line,
+    not a failure per cell at run time). Options that a pipeline's methods or trainers would
+    ignore give a ``UserWarning``.
+    """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise V.TopodataInputError(f"{origin}: not valid TOML: {exc}") from None
     r = _Reader(raw, origin)
-    from ..scores import available_methods
-
-    known = available_methods()
     top = r.keys(
         "", ("name", "description", "dataset", "methods", "rates", "seeds", "full_data", "embedder",
              "trainer", "selection", "noise", "transfer"),
     )
-    methods = r.str_list("methods", top.get("methods"), required=True, options=known)
+    methods, rates, seeds = _parse_grid(r, top)
+    noise = _parse_noise(r, top, methods)
+    transfer = _parse_transfer(r, top, methods)
+    trainer = _parse_trainer(r, top.get("trainer", {}))
+    _warn_ignored(origin, trainer, transfer)
+    return Pipeline(
+        name=r.scalar("name", top.get("name", name), str),
+        description=r.scalar("description", top.get("description", ""), str),
+        dataset=r.scalar("dataset", top.get("dataset"), str, required=True),
+        methods=methods,
+        rates=rates,
+        seeds=seeds,
+        full_data=r.scalar("full_data", top.get("full_data", True), bool),
+        embedder=_parse_embedder(r, top.get("embedder", {})),
+        trainer=trainer,
+        selection=_parse_selection(r, top.get("selection", {}), methods),
+        noise=noise,
+        transfer=transfer,
+        source=text,
+    )
+
+
+def _parse_grid(r: "_Reader", top: dict) -> tuple[tuple[str, ...], tuple[float, ...], tuple[int, ...]]:
+    methods = r.str_list("methods", top.get("methods"), required=True, options=available_methods())
     rates = tuple(
-        V.check_rate(v, name=f"{origin}: rates") for v in r.list_of("rates", top.get("rates"), (int, float))
+        V.check_rate(v, name=f"{r.origin}: rates") for v in r.list_of("rates", top.get("rates"), (int, float))
     )
     seeds = r.list_of("seeds", top.get("seeds"), int)
     for s in seeds:
         if s < 0:
-            raise V.TopodataInputError(f"{origin}: seeds must be non-negative integers; got {s}")
+            raise V.TopodataInputError(f"{r.origin}: seeds must be non-negative integers; got {s}")
+    return methods, rates, seeds
 
-    emb = r.keys("embedder", ("model", "proxy_fraction", "seed", "params"), top.get("embedder", {}))
-    embedder = EmbedderSpec(
+
+def _parse_embedder(r: "_Reader", table: Any) -> EmbedderSpec:
+    emb = r.keys("embedder", ("model", "proxy_fraction", "seed", "params"), table)
+    return EmbedderSpec(
         model=r.scalar("embedder.model", emb.get("model", "smallcnn"), str),
         proxy_fraction=float(
             r.scalar("embedder.proxy_fraction", emb.get("proxy_fraction", 1.0), (int, float), lo=0.0, hi=1.0,
@@ -243,16 +278,19 @@ def parse_pipeline(text: str, *, name: str = "pipeline", origin: str = "<string>
         seed=r.scalar("embedder.seed", emb.get("seed", 0), int, lo=0),
         params=r.table("embedder.params", emb.get("params", {})),
     )
-    tr = r.keys("trainer", ("model", "steps", "batch_size", "lr", "device", "params", "probe"), top.get("trainer", {}))
-    trainer_model = r.scalar("trainer.model", tr.get("model", "smallcnn"), str)
+
+
+def _parse_trainer(r: "_Reader", table: Any) -> TrainerSpec:
+    tr = r.keys("trainer", ("model", "steps", "batch_size", "lr", "device", "params", "probe"), table)
+    model = r.scalar("trainer.model", tr.get("model", "smallcnn"), str)
     steps = tr.get("steps")
-    if steps is None and trainer_model != PROBE:
+    if steps is None and model != PROBE:
         raise V.TopodataInputError(
-            f"{origin}: [trainer] needs 'steps' (a fixed step budget shared by every subset size) "
+            f"{r.origin}: [trainer] needs 'steps' (a fixed step budget shared by every subset size) "
             f"unless model = {PROBE!r}"
         )
-    trainer = TrainerSpec(
-        model=trainer_model,
+    return TrainerSpec(
+        model=model,
         steps=None if steps is None else r.scalar("trainer.steps", steps, int, lo=1),
         batch_size=r.scalar("trainer.batch_size", tr.get("batch_size", 128), int, lo=1),
         lr=float(r.scalar("trainer.lr", tr.get("lr", 0.05), (int, float), lo=0.0, include_lo=False)),
@@ -260,9 +298,11 @@ def parse_pipeline(text: str, *, name: str = "pipeline", origin: str = "<string>
         params=r.table("trainer.params", tr.get("params", {})),
         probe=r.table("trainer.probe", tr.get("probe", {})),
     )
-    sel = r.keys("selection", ("strategy", "class_balance", "sampler", "method_params"), top.get("selection", {}))
-    from ..select import SAMPLERS, STRATEGIES
 
+
+def _parse_selection(r: "_Reader", table: Any, methods: tuple[str, ...]) -> SelectionSpec:
+    sel = r.keys("selection", ("strategy", "class_balance", "sampler", "method_params"), table)
+    origin = r.origin
     strategy = sel.get("strategy")
     if strategy is not None:
         V.check_options(r.scalar("selection.strategy", strategy, str), f"{origin}: selection.strategy", STRATEGIES)
@@ -276,43 +316,44 @@ def parse_pipeline(text: str, *, name: str = "pipeline", origin: str = "<string>
             raise V.TopodataInputError(
                 f"{origin}: selection.method_params has key {m!r}, which is not in methods {list(methods)}"
             )
-        r.table(f"selection.method_params.{m}", params)
+        key = f"selection.method_params.{m}"
+        check_method_params(m, r.table(key, params), name=f"{origin}: {key}")
+    return SelectionSpec(strategy=strategy, class_balance=balance, sampler=sampler, method_params=mparams)
 
-    noise = None
-    if "noise" in top:
-        nz = r.keys("noise", ("scales", "methods"), top["noise"])
-        scales = r.list_of("noise.scales", nz.get("scales"), (int, float))
-        for s in scales:
-            if not s > 0:
-                raise V.TopodataInputError(f"{origin}: noise.scales must be > 0 (0 is the clean run); got {s}")
-        noise = NoiseSpec(
-            scales=tuple(float(s) for s in scales),
-            methods=r.str_list("noise.methods", nz.get("methods"), options=methods) or methods,
-        )
-    transfer = None
-    if "transfer" in top:
-        tf = r.keys("transfer", ("embedders", "trainers", "methods"), top["transfer"])
-        transfer = TransferSpec(
-            embedders=r.str_list("transfer.embedders", tf.get("embedders"), required=True),
-            trainers=r.str_list("transfer.trainers", tf.get("trainers"), required=True),
-            methods=r.str_list("transfer.methods", tf.get("methods"), options=methods) or methods,
-        )
-    return Pipeline(
-        name=r.scalar("name", top.get("name", name), str),
-        description=r.scalar("description", top.get("description", ""), str),
-        dataset=r.scalar("dataset", top.get("dataset"), str, required=True),
-        methods=methods,
-        rates=rates,
-        seeds=seeds,
-        full_data=r.scalar("full_data", top.get("full_data", True), bool),
-        embedder=embedder,
-        trainer=trainer,
-        selection=SelectionSpec(strategy=strategy, class_balance=balance, sampler=sampler,
-                                method_params=mparams),
-        noise=noise,
-        transfer=transfer,
-        source=text,
+
+def _parse_noise(r: "_Reader", top: dict, methods: tuple[str, ...]) -> NoiseSpec | None:
+    if "noise" not in top:
+        return None
+    nz = r.keys("noise", ("scales", "methods"), top["noise"])
+    scales = r.list_of("noise.scales", nz.get("scales"), (int, float))
+    for s in scales:
+        if not s > 0:
+            raise V.TopodataInputError(f"{r.origin}: noise.scales must be > 0 (0 is the clean run); got {s}")
+    listed = r.str_list("noise.methods", nz.get("methods"), options=methods)
+    for m in listed:
+        if ignores_embedding(m):
+            V.warn(f"{r.origin}: noise.methods lists {m!r}, which reads no features: it gets no noisy cells")
+    return NoiseSpec(scales=tuple(float(s) for s in scales), methods=listed or methods)
+
+
+def _parse_transfer(r: "_Reader", top: dict, methods: tuple[str, ...]) -> TransferSpec | None:
+    if "transfer" not in top:
+        return None
+    tf = r.keys("transfer", ("embedders", "trainers", "methods"), top["transfer"])
+    return TransferSpec(
+        embedders=r.str_list("transfer.embedders", tf.get("embedders"), required=True),
+        trainers=r.str_list("transfer.trainers", tf.get("trainers"), required=True),
+        methods=r.str_list("transfer.methods", tf.get("methods"), options=methods) or methods,
     )
+
+
+def _warn_ignored(origin: str, trainer: TrainerSpec, transfer: TransferSpec | None) -> None:
+    """Warn about options that no cell of the pipeline would read."""
+    trainers = {trainer.model, *(transfer.trainers if transfer else ())}
+    if trainer.params and trainers == {PROBE}:
+        V.warn(f"{origin}: trainer.params is ignored: every trainer is {PROBE!r} (its options go in trainer.probe)")
+    if trainer.probe and PROBE not in trainers:
+        V.warn(f"{origin}: trainer.probe is ignored: no trainer is {PROBE!r}")
 
 
 class _Reader:
@@ -390,8 +431,6 @@ def _tname(types) -> str:
 
 def ignores_embedding(method: str) -> bool:
     """True for a method whose selection reads neither features nor training dynamics (random)."""
-    from ..scores import get_method
-
     spec = get_method(method)
     return not spec.needs_features and not spec.uses_dynamics
 

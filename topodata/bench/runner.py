@@ -1,7 +1,9 @@
 """Run a pipeline cell by cell — embed (cached) → select → train → evaluate — and resume after a stop.
 
 Every cell runs under one protocol: the same embedding for every method, the same trainer and
-step budget for every subset, the cell's seed for both the selection and the training. A finished
+step budget for every subset, the cell's seed for both the selection and the training. The
+selection is :func:`topodata.pipeline.select_dataset`, the call ``topodata select`` makes, so a
+cell's indices equal that command's for the same settings. A finished
 cell is appended to ``results.csv`` at once and its selection saved under ``cells/<cell-id>/``;
 a restart reads the CSV and skips those cells without recomputing anything. The pipeline file,
 the protocol and the library versions are saved beside the numbers (the airbench habit), and a
@@ -10,10 +12,12 @@ results folder refuses a pipeline whose protocol differs from the one that produ
 
 from __future__ import annotations
 
+import inspect
 import json
 import platform
 import sys
 import time
+import tomllib
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -21,14 +25,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .. import _validation as V
 from .._io import atomic_write_files, json_bytes
+from .._meta import versions
+from ..data import load_dataset
+from ..pipeline import load_embedding, select_dataset
+from ..select import SelectionResult, save_selection
 from .pipeline import FULL, PROBE, Cell, Pipeline, enumerate_cells, load_pipeline
 from .report import report_files
 from .results import append_result, read_results
 
-__all__ = ["run_pipeline", "BenchSummary", "add_feature_noise", "jaccard", "DEFAULT_OUT"]
+__all__ = ["run_pipeline", "BenchSummary", "jaccard", "DEFAULT_OUT"]
 
 DEFAULT_OUT = Path("runs") / "bench"  # results go to DEFAULT_OUT / <pipeline name> unless told
 
@@ -55,48 +64,11 @@ class BenchSummary:
         return sum(c.cell_id not in done for c in self.cells)
 
 
-def add_feature_noise(features: Any, scale: float, *, random_state: Any = 0) -> np.ndarray:
-    """Gaussian noise on an embedding, relative to its spread.
-
-    ``σ = scale · mean_j std(features[:, j])``: one σ for all dimensions, so the noise is isotropic
-    (as a perturbed embedder would be) and its size is comparable across embedders of any scale.
-
-    Parameters
-    ----------
-    features : array-like of shape (n_samples, n_features)
-    scale : float >= 0
-        0.1, 0.25, 0.5 in the noise pipeline.
-    random_state : None, int or numpy Generator, default=0
-
-    Returns
-    -------
-    ndarray of float32, shape (n_samples, n_features)
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> x = np.random.default_rng(0).normal(size=(1000, 4))
-    >>> round(float((add_feature_noise(x, 0.5, random_state=1) - x).std()), 1)
-    0.5
-    """
-    x = V.check_features(features)
-    V.check_scalar(scale, "scale", (int, float), min_val=0.0)
-    rng = V.check_random_state(random_state)
-    sigma = float(scale) * float(x.std(axis=0).mean())
-    return V.as_float32(x + rng.normal(scale=sigma, size=x.shape))
-
-
 def jaccard(a: Any, b: Any) -> float:
     """``|A ∩ B| / |A ∪ B|`` of two index sets (1.0 for two empty sets)."""
     a, b = np.unique(np.asarray(a)), np.unique(np.asarray(b))
     union = np.union1d(a, b).size
     return 1.0 if union == 0 else np.intersect1d(a, b, assume_unique=True).size / union
-
-
-def _noise_rng(seed: int, scale: float) -> np.random.Generator:
-    # One noise draw per (seed, scale), shared by every method: they are compared on the same noisy
-    # embedding. Seeded from the pair rather than the selection seed so the draws are independent.
-    return np.random.default_rng([int(seed), int(round(scale * 1_000_000)), 0x6E6F697365])
 
 
 class _Context:
@@ -106,7 +78,6 @@ class _Context:
         self.p, self.out, self.progress = pipeline, out, progress
         self._dataset = None
         self._embeddings: dict[str, Any] = {}
-        self._noisy: dict[tuple, np.ndarray] = {}
         # selections are reused by consecutive cells only (transfer trainers, the noise reference);
         # a few recent ones in memory, the rest from disk
         self._selections: OrderedDict[tuple, Any] = OrderedDict()
@@ -119,18 +90,14 @@ class _Context:
     @property
     def dataset(self):
         if self._dataset is None:
-            from ..data import load_dataset
-
             self._dataset = load_dataset(self.p.dataset, progress=self.progress)
         return self._dataset
 
     def embedding(self, model: str):
         if model not in self._embeddings:
-            from ..embed import embed_cached
-
             e = self.p.embedder
-            res = embed_cached(self.p.dataset, model=model, proxy_fraction=e.proxy_fraction,
-                               random_state=e.seed, progress=self.progress, **e.params)
+            res = load_embedding(self.p.dataset, model=model, proxy_fraction=e.proxy_fraction, embed_seed=e.seed,
+                                 progress=self.progress, embed_params=e.params)
             if self._dataset is not None and len(res.features) != self.dataset.n_train:
                 raise RuntimeError(
                     f"embedder {model!r} returned {len(res.features)} feature rows for a training split "
@@ -139,20 +106,8 @@ class _Context:
             self._embeddings[model] = res
         return self._embeddings[model]
 
-    def features(self, cell: Cell) -> np.ndarray:
-        feats = self.embedding(cell.embedder).features
-        if not cell.noise:
-            return feats
-        key = (cell.embedder, cell.seed, cell.noise)
-        if key not in self._noisy:
-            self._noisy.clear()  # the next cells use the next scale; keep memory flat
-            self._noisy[key] = add_feature_noise(feats, cell.noise, random_state=_noise_rng(cell.seed, cell.noise))
-        return self._noisy[key]
-
     def selection(self, cell: Cell) -> tuple[Any, float]:
         """``(SelectionResult, seconds spent selecting now)``; 0 s when reused."""
-        from ..select import SelectionResult, select
-
         key = cell.selection_key
         if key in self._selections:
             self._selections.move_to_end(key)
@@ -167,13 +122,14 @@ class _Context:
             )
             seconds = 0.0
         else:
-            sel = self.p.selection
-            emb = self.embedding(cell.embedder)
+            sel, e = self.p.selection, self.p.embedder
+            emb = self.embedding(cell.embedder)  # loaded once per run, outside the selection's time
             t0 = time.perf_counter()
-            res = select(
-                self.features(cell), emb.labels, rate=cell.rate, method=cell.method, random_state=cell.seed,
-                dynamics=emb.dynamics, dataset=self.p.dataset, strategy=sel.strategy,
-                class_balance=sel.class_balance, sampler=sel.sampler,
+            res = select_dataset(
+                self.p.dataset, rate=cell.rate, method=cell.method, random_state=cell.seed,
+                embedding=emb, model=cell.embedder, proxy_fraction=e.proxy_fraction,
+                embed_seed=e.seed, feature_noise=cell.noise, progress=self.progress,
+                strategy=sel.strategy, class_balance=sel.class_balance, sampler=sel.sampler,
                 method_params=sel.method_params.get(cell.method),
             )
             seconds = time.perf_counter() - t0
@@ -188,12 +144,12 @@ class _Context:
     def train(self, cell: Cell, indices: np.ndarray | None) -> dict[str, Any]:
         t = self.p.trainer
         if cell.trainer == PROBE:
-            from ..train.subset import probe_on_subset
+            from ..train.subset import probe_on_subset  # scikit-learn: only for probe cells
 
             emb = self.embedding(cell.embedder)  # clean features: noise only perturbs the selection
             return probe_on_subset(emb.features, emb.labels, emb.features_test, emb.labels_test, indices,
                                    random_state=cell.seed, **t.probe)
-        from ..train.subset import train_on_subset
+        from ..train.subset import train_on_subset  # torch: only when a network is trained
 
         return train_on_subset(
             self.dataset, indices, model=cell.trainer, steps=t.steps, batch_size=t.batch_size, lr=t.lr,
@@ -242,19 +198,14 @@ def _run_cell(cell: Cell, ctx: _Context) -> dict[str, Any]:
     if sel is None:
         atomic_write_files(cell_dir, {"metrics.json": info})
     else:
-        from ..select import save_selection
-
         save_selection(sel, cell_dir, extra_files={"metrics.json": info})
     return row
 
 
 def _check_names(p: Pipeline) -> None:
     """Fail before any compute on a model name or an option the library does not know."""
-    import inspect
-
-    from ..embed import embed, embed_cached
-    from ..embed.models import MODELS
-    from ..train import fit
+    from ..embed import embed, embed_cached  # torch: only once a pipeline is run, not for --help
+    from ..nn import MODELS, fit
     from ..train.subset import probe_on_subset, train_on_subset
 
     def accepted(*funcs, drop=()):
@@ -358,8 +309,7 @@ def run_pipeline(
         raise NotADirectoryError(f"--out {str(out)!r} exists and is not a folder")
     cells = enumerate_cells(p, only_methods=tuple(only_methods) if only_methods else None)
     _check_names(p)
-    csv_path = out / "results.csv"
-    rows = read_results(csv_path)
+    rows = read_results(out / "results.csv")
     _check_protocol(out, p, rows)
     done = {r["cell_id"] for r in rows}
     summary = BenchSummary(out, cells, [c.cell_id for c in cells if c.cell_id in done])
@@ -369,44 +319,53 @@ def run_pipeline(
     if max_cells is not None:
         todo = todo[:max_cells]
 
-    from ..select import versions
-
     prefix = _report_prefix(out, p)
     atomic_write_files(out, {
         f"{prefix}pipeline.toml": p.source.encode(),
         "protocol.json": json_bytes(p.protocol(), default=str),
         "versions.json": json_bytes({**versions(), "python": platform.python_version()}),
     })
-    ctx = _Context(p, out, rows, progress)
-    if todo:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(cells), initial=len(summary.done_before), desc=p.name, unit="cell",
-                   disable=not progress, dynamic_ncols=True)
-        try:
-            for cell in todo:
-                bar.set_postfix_str(cell.cell_id)
-                try:
-                    row = _run_cell(cell, ctx)
-                except (KeyboardInterrupt, V.TopodataInputError):
-                    raise  # bad input fails every cell alike: stop at once with its message
-                except Exception as exc:  # a method's bug must not cost the other cells
-                    summary.failed.append(cell.cell_id)
-                    with open(out / "errors.log", "a", encoding="utf-8") as fh:
-                        fh.write(f"=== {cell.cell_id} ({time.strftime('%Y-%m-%d %H:%M:%S')})\n")
-                        fh.write("".join(traceback.format_exception(exc)))
-                    print(f"topodata bench: cell {cell.cell_id} failed: {type(exc).__name__}: {exc} "
-                          f"(traceback in {out / 'errors.log'})", file=sys.stderr)
-                else:
-                    append_result(csv_path, row)
-                    summary.ran.append(cell.cell_id)
-                bar.update(1)
-        finally:
-            bar.close()
-            summary.files = _write_report(out, p, prefix)
-    else:
+    try:
+        _run_cells(todo, _Context(p, out, rows, progress), summary)
+    finally:  # the report of every finished cell, also after a stop
         summary.files = _write_report(out, p, prefix)
     return summary
+
+
+def _run_cells(todo: list[Cell], ctx: _Context, summary: BenchSummary) -> None:
+    """Run ``todo`` in order, appending each finished cell to ``results.csv`` at once.
+
+    A cell that raises is logged to ``errors.log`` (with its traceback) and left unfinished, so the
+    next run retries it; bad input (``TopodataInputError``) would fail every cell alike and stops the run.
+    """
+    if not todo:
+        return
+    bar = tqdm(total=len(summary.cells), initial=len(summary.done_before), desc=ctx.p.name, unit="cell",
+               disable=not ctx.progress, dynamic_ncols=True)
+    try:
+        for cell in todo:
+            bar.set_postfix_str(cell.cell_id)
+            try:
+                row = _run_cell(cell, ctx)
+            except (KeyboardInterrupt, V.TopodataInputError):
+                raise  # bad input fails every cell alike: stop at once with its message
+            except Exception as exc:  # a method's bug must not cost the other cells
+                summary.failed.append(cell.cell_id)
+                _log_failure(ctx.out, cell, exc)
+            else:
+                append_result(ctx.out / "results.csv", row)
+                summary.ran.append(cell.cell_id)
+            bar.update(1)
+    finally:
+        bar.close()
+
+
+def _log_failure(out: Path, cell: Cell, exc: Exception) -> None:
+    with open(out / "errors.log", "a", encoding="utf-8") as fh:
+        fh.write(f"=== {cell.cell_id} ({time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        fh.write("".join(traceback.format_exception(exc)))
+    print(f"topodata bench: cell {cell.cell_id} failed: {type(exc).__name__}: {exc} "
+          f"(traceback in {out / 'errors.log'})", file=sys.stderr)
 
 
 def _report_prefix(out: Path, p: Pipeline) -> str:
@@ -415,8 +374,6 @@ def _report_prefix(out: Path, p: Pipeline) -> str:
     Pipelines of one protocol may share a folder (and so their finished cells); each keeps its own
     ``pipeline.toml``, ``results.md`` and plots instead of overwriting the owner's.
     """
-    import tomllib
-
     path = out / "pipeline.toml"
     if not path.is_file():
         return ""

@@ -6,6 +6,8 @@ once; running the same command again skips them and continues where the last run
 
 from __future__ import annotations
 
+from ._warnings import one_line_warnings
+
 
 def _methods(text: str) -> list[str]:
     return [m for m in text.split(",") if m]
@@ -34,8 +36,9 @@ def run(args) -> int:
     from topodata.bench import run_pipeline
 
     only = [m for group in args.only_methods for m in group] if args.only_methods else None
-    s = run_pipeline(args.pipeline, args.out, only_methods=only, max_cells=args.max_cells,
-                     dry_run=args.dry_run, progress=args.progress)
+    with one_line_warnings("bench"):
+        s = run_pipeline(args.pipeline, args.out, only_methods=only, max_cells=args.max_cells,
+                         dry_run=args.dry_run, progress=args.progress)
     done = set(s.done_before) | set(s.ran)
     if args.dry_run:
         for c in s.cells:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def add_parser(subparsers, help: str):
-    from topodata.embed.models import MODELS
+    from topodata.nn import MODELS
 
     p = subparsers.add_parser(
         "embed", help=help,

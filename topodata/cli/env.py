@@ -12,7 +12,7 @@ def add_parser(subparsers, help: str):
 
 
 def run(args) -> int:
-    from topodata.select import versions
+    from topodata._meta import versions
 
     print(f"python        {platform.python_version()} ({platform.machine()})")
     for name, ver in versions().items():

@@ -27,7 +27,10 @@ the full unrolled (Toeplitz) graph.
 
 With --critical: the topologically critical compression ratio eta_tau = |W| / |MST| per layer and
 for the conv layers, the dense layers and the whole network, from shapes alone (Balwani & Krzyston
-2022); conv layers are read as unrolled graphs with m = C_in*H*W inputs and n = C_out*H'*W' outputs.
+2022). --reading paper (default): a conv layer is one channel pair's graph, n = H'*W' outputs joined
+to the f1*f2 taps of their windows over m = (H'+2p)*(W'+2p) padded inputs (reproduces the paper's
+Table 1 where a consistent reading does; see scripts/report_table1.py); --reading unrolled: the
+whole unrolled graph, m = C_in*H*W inputs and n = C_out*H'*W' outputs.
 """
 
 
@@ -52,6 +55,9 @@ def add_parser(subparsers, help: str):
                    help="graph of a convolution (default: aggregate = channel graph, max |w| per kernel)")
     p.add_argument("--critical", action="store_true",
                    help="print the critical compression table instead of neural persistence")
+    p.add_argument("--reading", choices=["paper", "unrolled"], default="paper",
+                   help="with --critical: a conv layer as one channel pair's graph (default, the paper's "
+                        "formula) or as the whole unrolled graph")
     p.add_argument("--arch", choices=["vgg11", "resnet20", "resnet18", "lenet300100"], default=None,
                    help="with --critical: a named architecture's shapes (no weights needed)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -81,12 +87,13 @@ def run(args) -> int:
         raise TopodataInputError("--arch describes shapes only; add --critical for the compression table")
     shape, classes = _shapes(args, need=args.arch is not None)
     if args.arch is not None:
-        table = critical_compression(args.arch, input_shape=shape, n_classes=classes)
+        table = critical_compression(args.arch, input_shape=shape, n_classes=classes, reading=args.reading)
         print(json.dumps(table.to_dict(), indent=2) if args.json else table.table())
         return 0
     model, meta = load_checkpoint(args.checkpoint, model=args.model, input_shape=shape, n_classes=classes)
     if args.critical:
-        table = critical_compression(model, input_shape=meta["input_shape"], masks=True, conv=args.conv)
+        table = critical_compression(model, input_shape=meta["input_shape"], masks=True, conv=args.conv,
+                                     reading=args.reading)
         table.title = f"{meta['model']} ({args.checkpoint}) on {'x'.join(map(str, meta['input_shape']))} inputs"
         print(json.dumps(table.to_dict(), indent=2) if args.json else table.table())
         return 0

@@ -1,39 +1,27 @@
-"""``topodata select``: choose the samples to keep and export their indices (DESIGN.md §4.1).
+"""``topodata select``: choose the samples to keep and export their indices.
 
-The command body is one call of :func:`topodata.select.select` (plus, with ``--dataset``, the cached
-embedding stage). Method hyper-parameters become options generated from each method's config
-dataclass: TopoPrune's as ``--<field>``, the baselines' as ``--<method>-<field>``.
+A parser plus one call of :func:`topodata.pipeline.select_dataset` (load, cached embedding,
+select), then the files. Method hyper-parameters become options generated from each method's
+config dataclass: TopoPrune's as ``--<field>``, the baselines' as ``--<method>-<field>``; the
+chosen method's are checked by that dataclass before any data is loaded.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .._validation import TopodataInputError, check_rate
-
-MAIN_METHOD = "topoprune"  # its options carry no prefix
-
-DEFAULT_EMBEDDER = {"digits": "mlp", "mnist": "smallcnn", "fashion-mnist": "smallcnn",
-                    "cifar10": "resnet18", "cifar100": "resnet18"}
-
-
-def _method_config(name: str):
-    """The dataclass holding a method's hyper-parameters, or None if it has none."""
-    from topodata.scores import METHODS
-
-    module = importlib.import_module(METHODS[name].target.split(":")[0])
-    configs = getattr(module, "CONFIGS", None)
-    if isinstance(configs, dict) and name in configs:
-        return configs[name]
-    return getattr(module, "CONFIG", None)
+from ..pipeline import MAIN_METHOD, check_method_params, select_dataset
+from ..pipeline import method_config as _method_config
+from ..scores import METHODS
+from ..select import save_selection
+from ._warnings import one_line_warnings
 
 
 def _option_name(method: str, field: str) -> str:
@@ -55,8 +43,6 @@ def _bool(text: str) -> bool:
 
 
 def _add_method_options(parser: argparse.ArgumentParser) -> None:
-    from topodata.scores import METHODS
-
     for name, spec in METHODS.items():
         try:
             config = _method_config(name)
@@ -91,8 +77,6 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_parser(subparsers, help: str):
-    from topodata.scores import METHODS
-
     methods = "\n".join(f"  {n:<11} {s.summary}" for n, s in METHODS.items())
     p = subparsers.add_parser(
         "select",
@@ -105,6 +89,16 @@ def add_parser(subparsers, help: str):
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_input_options(p)
+    _add_selection_options(p)
+    _add_embedding_options(p)
+    _add_method_options(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=run)
+    return p
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
     src = p.add_argument_group("input (one of)")
     src.add_argument("--dataset", metavar="SPEC",
                      help="digits | mnist | fashion-mnist | cifar10 | cifar100 | npz:PATH | imagefolder:PATH; "
@@ -117,6 +111,11 @@ def add_parser(subparsers, help: str):
                      help="your own per-sample scores of shape (n_samples,), higher = harder (e.g. a "
                           "scores.npy this command wrote, to re-select at another --rate or --beta); no "
                           "method runs. Labels from --labels or --dataset (no embedding stage)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="output folder (created if missing; existing files of the same names are replaced)")
+
+
+def _add_selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, required=True,
                    help="fraction of training samples REMOVED, strictly between 0 and 1 "
                         "(0.9 keeps n - floor(0.9 n), i.e. about 10%%)")
@@ -124,8 +123,6 @@ def add_parser(subparsers, help: str):
                    help="scoring/selection method (default: topoprune; not with --scores)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of every random choice in the selection (default: 0)")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR",
-                   help="output folder (created if missing; existing files of the same names are replaced)")
     p.add_argument("--class-balance", choices=["proportional", "balanced"], default="proportional",
                    help="per-class budgets: proportional to class sizes (largest remainder) or as equal "
                         "as possible (default: proportional)")
@@ -142,38 +139,34 @@ def add_parser(subparsers, help: str):
                    help="under coverage: the members of each stratum with the smallest of one random key "
                         "per sample, drawn once from the seed (stable when the scores shift, e.g. under "
                         "embedding noise), or a fresh seeded draw inside each stratum (default: key)")
+    p.add_argument("--dedup", default=None, metavar="{auto,off,T}",
+                   help="near-duplicate groups (topodata.dedup): one member per group is kept before any group "
+                        "gives a second; auto = automatic threshold, a number = that distance threshold, off; "
+                        "default: the method's own")
     p.add_argument("--plot", action="store_true",
                    help="also write manifold.png (2-D view, kept samples highlighted) and diagrams.png "
                         "(a few neighbourhoods' persistence diagrams) when the method provides them")
+    p.add_argument("--report", action="store_true",
+                   help="also write report.html: what was kept and dropped, with images (see `topodata report`)")
+
+
+def _add_embedding_options(p: argparse.ArgumentParser) -> None:
     emb = p.add_argument_group("embedding stage (with --dataset)")
     emb.add_argument("--model", default=None,
                      help="embedding model: mlp | smallcnn | resnet18 (default: mlp for digits, smallcnn "
                           "for (fashion-)mnist, resnet18 for cifar)")
-    emb.add_argument("--proxy-fraction", type=float, default=1.0,
+    emb.add_argument("--proxy-fraction", type=float, default=None,
                      help="fraction of the training split the proxy model trains on (seeded, class-"
                           "stratified); features are extracted for all samples (default: 1.0)")
-    emb.add_argument("--embed-seed", type=int, default=0,
+    emb.add_argument("--embed-seed", type=int, default=None,
                      help="seed of the proxy training; kept apart from --seed so that several selection "
                           "seeds share one cached embedding (default: 0)")
     emb.add_argument("--epochs", type=int, default=None,
                      help="proxy training epochs (default: the model's documented default)")
-    emb.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+    emb.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
                      help="device for the embed stage (default: auto = cuda when present)")
     emb.add_argument("--root", default=None,
                      help="folder holding torchvision dataset files (cifar, mnist), if any")
-    _add_method_options(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    p.set_defaults(func=run)
-    return p
-
-
-def _load_array(path: Path, what: str) -> np.ndarray:
-    if not path.exists():
-        raise FileNotFoundError(f"{what} file not found: {path}")
-    try:
-        return np.load(path, allow_pickle=False)
-    except Exception as exc:  # corrupt or non-.npy file: one line, exit 2
-        raise TopodataInputError(f"cannot read {what} file {path}: {type(exc).__name__}: {exc}") from None
 
 
 def _method_params(args, method: str) -> dict[str, Any]:
@@ -181,10 +174,8 @@ def _method_params(args, method: str) -> dict[str, Any]:
     return {k[len(prefix):]: v for k, v in vars(args).items() if k.startswith(prefix)}
 
 
-def run(args) -> int:
-    from topodata.select import save_selection, select
-
-    log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+def _check_sources(args) -> None:
+    """Exactly one input: --dataset, --embeddings with --labels, or --scores with labels."""
     if args.scores is not None:
         if args.method is not None or args.embeddings is not None:
             raise TopodataInputError("--scores replaces the method: give it without --method and --embeddings")
@@ -194,84 +185,93 @@ def run(args) -> int:
         raise TopodataInputError("give exactly one of --dataset SPEC or --embeddings F.npy --labels Y.npy")
     if args.embeddings is not None and args.labels is None:
         raise TopodataInputError("--embeddings needs --labels Y.npy")
-    check_rate(args.rate, name="--rate")  # before the (possibly long) embed stage
-    beta = args.beta if args.beta == "auto" else _float_option(args.beta, "--beta")
+    if args.dataset is not None and args.labels is not None and args.scores is None:
+        raise TopodataInputError("--labels goes with --embeddings or --scores; --dataset brings its own labels")
     if args.out.exists() and not args.out.is_dir():
-        raise NotADirectoryError(f"--out {args.out} exists and is not a directory")
+        raise TopodataInputError(f"--out {args.out} exists and is not a directory")
 
-    from topodata.scores import METHODS
 
-    method = args.method or MAIN_METHOD
-    spec = METHODS[method]
-    timings: dict[str, float] = {}
-    dynamics = None
-    scores = None
-    embed_info: dict[str, Any] = {}
-    if args.scores is not None:
-        t0 = time.perf_counter()
-        scores = _load_array(args.scores, "--scores")
-        if args.labels is not None:
-            labels, dataset_name = _load_array(args.labels, "--labels"), f"labels:{args.labels}"
-        else:
-            from topodata.data import load_dataset
+def _checked_method_params(args, method: str) -> dict[str, Any]:
+    """The chosen method's options, each checked by its config dataclass before any data is loaded."""
+    params = _method_params(args, method)
+    for field, value in params.items():  # one at a time, so that the message names the option
+        check_method_params(method, {field: value}, name=_option_name(method, field))
+    return check_method_params(method, params, name=f"--method {method} options")
 
-            labels, dataset_name = load_dataset(args.dataset, root=args.root, progress=not args.quiet).y_train, args.dataset
-        features = None
-        timings["load"] = time.perf_counter() - t0
-    elif args.embeddings is not None:
-        t0 = time.perf_counter()
-        features = _load_array(args.embeddings, "--embeddings")
-        labels = _load_array(args.labels, "--labels")
-        timings["load"] = time.perf_counter() - t0
-        dataset_name = f"embeddings:{args.embeddings}"
-    else:
-        dataset_name = args.dataset
-        t0 = time.perf_counter()
-        if not spec.needs_features:
-            from topodata.data import load_dataset
 
-            ds = load_dataset(args.dataset, root=args.root, progress=not args.quiet)
-            labels = ds.y_train
-            features = np.empty((labels.shape[0], 0))
-            timings["load"] = time.perf_counter() - t0
-        else:
-            from topodata.embed import embed_cached
+def _warn_ignored_options(args, method: str | None) -> None:
+    """Warn about method options set away from their default for a method that does not run."""
+    for name in METHODS:
+        if name == method:
+            continue
+        defaults = _method_defaults(name)
+        for field, value in _method_params(args, name).items():
+            if value != defaults.get(field):
+                used = f"--method {method}" if method else "--scores"
+                warnings.warn(f"{_option_name(name, field)} is an option of --method {name}; {used} ignores it",
+                              UserWarning, stacklevel=2)
 
-            base = args.dataset.split(":")[0]
-            model = args.model or DEFAULT_EMBEDDER.get(base, "smallcnn")
-            emb = embed_cached(
-                args.dataset, model=model, proxy_fraction=args.proxy_fraction,
-                random_state=args.embed_seed, epochs=args.epochs, device=args.device,
-                root=args.root, progress=not args.quiet,
-            )
-            features, labels = emb.features, emb.labels
-            dynamics = getattr(emb, "dynamics", None)
-            timings["embed"] = time.perf_counter() - t0
-            embed_info = {"model": model, "proxy_fraction": args.proxy_fraction, "embed_seed": args.embed_seed,
-                          "cache": str(getattr(emb, "cache_path", "")) or None,
-                          "proxy_test_accuracy": emb.manifest.get("proxy_test_accuracy")}
 
-    result = select(
-        features, labels, rate=args.rate, method=None if scores is not None else method, random_state=args.seed,
-        class_balance=args.class_balance, strategy=args.strategy, beta=beta, n_strata=args.n_strata,
-        sampler=args.sampler, dynamics=dynamics, dataset=dataset_name, scores=scores,
-        method_params=None if scores is not None else _method_params(args, method),
-    )
-    result.manifest["timings_s"] = {**timings, **result.manifest["timings_s"]}
-    if embed_info:
-        result.manifest["embedding"] = embed_info
+def _method_defaults(name: str) -> dict[str, Any]:
+    config = _method_config(name)
+    if config is None:
+        return {}
+    return {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
 
-    extra: dict[str, bytes] = {}
-    if args.plot:
-        t0 = time.perf_counter()
-        extra = _plots(result, labels)
-        result.manifest["timings_s"]["plot"] = time.perf_counter() - t0
-        if not extra:
-            log(f"--plot: method {result.manifest['method']!r} provides no manifold or diagrams; no picture written")
+
+def run(args) -> int:
+    log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    # --- checks: every option before the (possibly long) load and embed stages
+    _check_sources(args)
+    check_rate(args.rate, name="--rate")
+    beta = args.beta if args.beta == "auto" else _float_option(args.beta, "--beta")
+    _check_dedup(args.dedup)
+    method = None if args.scores is not None else (args.method or MAIN_METHOD)
+    params = _checked_method_params(args, method) if method is not None else None
+    with one_line_warnings("select"):
+        _warn_ignored_options(args, method)
+        # --- load, embed, select: one library call
+        result = select_dataset(
+            args.dataset, rate=args.rate, method=method, random_state=args.seed,
+            features=args.embeddings, labels=args.labels, scores=args.scores,
+            model=args.model, proxy_fraction=args.proxy_fraction, embed_seed=args.embed_seed,
+            epochs=args.epochs, device=args.device, root=args.root, progress=not args.quiet,
+            class_balance=args.class_balance, strategy=args.strategy, beta=beta, n_strata=args.n_strata,
+            sampler=args.sampler, dedup=args.dedup, method_params=params,
+        )
+    # --- plots, files, summary
+    extra = _plot_files(args, result, log)
     paths = save_selection(result, args.out, extra_files=extra)
+    if args.report:
+        from topodata.report import write_report
+
+        paths.append(write_report(args.out, labels=result.extras["labels"], root=args.root, progress=not args.quiet))
     if not args.quiet:
         _summary(result, paths)
     return 0
+
+
+def _check_dedup(text: str | None) -> None:
+    """``--dedup`` is a word or a positive distance; select() reads the same text."""
+    if text is None or text.lower() in ("auto", "on", "true", "off", "false"):
+        return
+    try:
+        ok = float(text) > 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise TopodataInputError(f"--dedup must be auto, off or a positive distance threshold; got {text!r}")
+
+
+def _plot_files(args, result, log) -> dict[str, bytes]:
+    if not args.plot:
+        return {}
+    t0 = time.perf_counter()
+    extra = _plots(result, result.extras["labels"])
+    result.manifest["timings_s"]["plot"] = time.perf_counter() - t0
+    if not extra:
+        log(f"--plot: method {result.manifest['method']!r} provides no manifold or diagrams; no picture written")
+    return extra
 
 
 def _float_option(text: str, name: str) -> float:
@@ -282,7 +282,7 @@ def _float_option(text: str, name: str) -> float:
 
 
 def _plots(result, labels) -> dict[str, bytes]:
-    from topodata import plots
+    from topodata import plots  # matplotlib: only with --plot
 
     out = {}
     z = result.extras.get("manifold")

@@ -1,6 +1,6 @@
 """``topodata timp``: iterative magnitude pruning (IMP) and its topological variant (T-IMP).
 
-One call of :func:`topodata.weights.iterative_pruning`; writes ``rounds.csv``, ``rounds.png``,
+One call of :func:`topodata.pipeline.prune_dataset` (load, build, :func:`topodata.weights.iterative_pruning`); writes ``rounds.csv``, ``rounds.png``,
 ``manifest.json`` and ``model.pt`` (the final pruned model, masks included) atomically.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from .._validation import TopodataInputError
@@ -63,41 +62,29 @@ def add_parser(subparsers, help: str):
 
 
 def run(args) -> int:
-    from topodata import _validation as V
     from topodata._io import atomic_write_files, json_bytes
-    from topodata.data import load_dataset
-    from topodata.embed import build_model
-    from topodata.select import versions
-    from topodata.weights import checkpoint_bytes, iterative_pruning
+    from topodata.pipeline import prune_dataset
+    from topodata.weights import checkpoint_bytes
 
     if args.out.exists() and not args.out.is_dir():
-        raise NotADirectoryError(f"--out {args.out} exists and is not a directory")
+        raise TopodataInputError(f"--out {args.out} exists and is not a directory")
     if not 0.0 < args.target_sparsity < 1.0:
         raise TopodataInputError(f"--target-sparsity must be in (0, 1); got {args.target_sparsity}")
-    t0 = time.perf_counter()
-    ds = load_dataset(args.dataset, root=args.root, progress=not args.quiet)
-    rng = V.check_random_state(args.seed)
-    model = build_model(args.model, ds.input_shape, ds.n_classes, random_state=V.derive_seed(rng))
     fit_params = {"batch_size": args.batch_size, "augment": args.augment}
     if args.lr is not None:
         fit_params["lr"] = args.lr
-    run_ = iterative_pruning(
-        model, ds.x_train, ds.y_train, ds.x_test, ds.y_test, target_sparsity=args.target_sparsity,
-        rounds=args.rounds, mode=args.mode, scope=args.scope, epochs=args.epochs,
-        rewind_step=args.rewind_step, conv=args.conv, random_state=rng, fit_params=fit_params,
-        device=args.device, progress=not args.quiet,
+    run_, manifest = prune_dataset(
+        args.dataset, model=args.model, target_sparsity=args.target_sparsity, rounds=args.rounds,
+        random_state=args.seed, root=args.root, progress=not args.quiet, mode=args.mode, scope=args.scope,
+        epochs=args.epochs, rewind_step=args.rewind_step, conv=args.conv, fit_params=fit_params,
+        device=args.device,
     )
-    manifest = {"dataset": args.dataset, "model": args.model, "seed": args.seed,
-                "input_shape": list(ds.input_shape), "n_classes": int(ds.n_classes),
-                "params": run_.params, "layers": run_.layer_names, "versions": versions(),
-                "seconds": time.perf_counter() - t0,
-                "final": {k: run_.rounds[-1][k] for k in ("sparsity", "test_accuracy", "np_mean", "tree_kept")}}
     atomic_write_files(args.out, {
         "rounds.csv": run_.to_csv().encode(),
         "rounds.png": run_.plot_png(),
         "manifest.json": json_bytes(manifest),
-        "model.pt": checkpoint_bytes(run_.model, model_name=args.model, input_shape=ds.input_shape,
-                                     n_classes=ds.n_classes),
+        "model.pt": checkpoint_bytes(run_.model, model_name=args.model, input_shape=tuple(manifest["input_shape"]),
+                                     n_classes=manifest["n_classes"]),
     })
     if not args.quiet:
         print(f"{'round':>5} {'sparsity':>9} {'test_acc':>9} {'NP_mean':>8} {'tree_kept':>9}")

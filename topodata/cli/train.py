@@ -44,7 +44,7 @@ def run(args) -> int:
     import torch
 
     from topodata._io import atomic_write_files, json_bytes
-    from topodata.select import versions
+    from topodata._meta import versions
     from topodata.train.subset import train_on_subset
 
     out = Path(args.out)

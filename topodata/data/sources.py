@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,12 @@ from .._io import user_cache_dir
 from .._validation import TopodataInputError, check_features, check_labels
 from .dataset import Dataset, images_to_float
 from .npm import NPM_SOURCES, load_npm_arrays
+from .variants import apply_variants, split_variants
 
 __all__ = ["load_dataset", "DATASET_SPECS", "per_class_head_mask"]
 
-DATASET_SPECS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "npz:PATH", "imagefolder:PATH")
+DATASET_SPECS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "npz:PATH", "imagefolder:PATH",
+                 "hf:PATH")
 
 # torchvision class, horizontal flip meaningful?
 _TORCHVISION = {
@@ -63,6 +66,14 @@ def load_dataset(spec: str, *, root: str | os.PathLike | None = None, progress: 
             the train split and ``PATH/test`` (or ``PATH/val``) the test split, otherwise every
             image is train and the test split is empty. All images must share one size; they load
             as 1 channel when every image is grayscale, else RGB.
+        ``'hf:PATH'``, ``'hf:PATH?image=COL&label=COL&split=NAME'``
+            a Hugging Face dataset written by ``save_to_disk`` (needs ``pip install 'topodata[hf]'``;
+            nothing is downloaded). A ``DatasetDict`` gives its ``split`` (default ``train``) as
+            train and ``test`` (else ``validation``) as test; a single ``Dataset`` is all train.
+            Rows keep their order, so kept indices select the same rows of the Hugging Face
+            dataset (:func:`topodata.to_subset`). ``image`` defaults to the first of ``image``,
+            ``img``, ``pixel_values``, ``pixels`` present (images of one size, or equal-length
+            vectors), ``label`` to the first of ``label``, ``labels``, ``fine_label``, ``target``.
     root : str or path, optional
         Where torchvision's files live; default ``user_cache_dir()/datasets/torchvision``.
     progress : bool, default=True
@@ -92,11 +103,17 @@ def load_dataset(spec: str, *, root: str | os.PathLike | None = None, progress: 
     if not isinstance(spec, str) or not spec.strip():
         raise _spec_error(spec)
     spec = spec.strip()
+    base, variants = split_variants(spec)
+    if variants:
+        ds = load_dataset(base, root=root, progress=progress, download=download)
+        return apply_variants(ds, spec, variants)
     kind, sep, arg = spec.partition(":")
     if sep and kind.lower() == "npz":
         return _load_npz(spec, arg)
     if sep and kind.lower() == "imagefolder":
         return _load_imagefolder(spec, arg, progress=progress)
+    if sep and kind.lower() == "hf":
+        return _load_hf(spec, arg)
     name = spec.lower().replace("_", "-")
     name = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar-100": "cifar100"}.get(name, name)
     if name == "digits":
@@ -198,7 +215,7 @@ def _load_npz(spec: str, arg: str) -> Dataset:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise TopodataInputError(
             f"dataset spec {spec!r}: cannot read {path} as .npz ({exc}); save it with numpy.savez"
         ) from None
@@ -298,4 +315,134 @@ def _load_imagefolder(spec: str, arg: str, *, progress: bool) -> Dataset:
         name=spec, x_train=x, y_train=y, x_test=x_test, y_test=y_test, n_classes=len(classes),
         input_shape=tuple(x.shape[1:]), classes=tuple(classes), augment="crop",
         source=str(path.resolve()),
+    )
+
+
+HF_IMAGE_COLUMNS = ("image", "img", "pixel_values", "pixels")
+HF_LABEL_COLUMNS = ("label", "labels", "fine_label", "target")
+_HF_KEYS = ("image", "label", "split")
+
+
+def _hf_options(spec: str, arg: str) -> tuple[str, dict[str, str]]:
+    """``'PATH?image=img&label=y'`` → ``('PATH', {'image': 'img', 'label': 'y'})``."""
+    from urllib.parse import parse_qsl
+
+    path, _, query = arg.partition("?")
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise TopodataInputError(
+            f"dataset spec {spec!r}: cannot read options {query!r}; write them as hf:PATH?image=COL&label=COL"
+        ) from None
+    opts = dict(pairs)
+    bad = sorted(set(opts) - set(_HF_KEYS)) or [k for k, v in opts.items() if not v]
+    if bad:
+        raise TopodataInputError(
+            f"dataset spec {spec!r}: option {bad[0]!r} is unknown or empty; the options are "
+            f"{', '.join(_HF_KEYS)} (hf:PATH?image=COL&label=COL&split=NAME)"
+        )
+    return path, opts
+
+
+def _hf_column(spec: str, table, what: str, given: str | None, defaults: tuple[str, ...]) -> str:
+    names = list(table.column_names)
+    if given is not None:
+        if given in names:
+            return given
+        raise TopodataInputError(
+            f"dataset spec {spec!r}: no {what} column {given!r} (columns: {', '.join(names)}); "
+            f"name the right one with ?{what}=COLUMN"
+        )
+    found = next((c for c in defaults if c in names), None)
+    if found is None:
+        raise TopodataInputError(
+            f"dataset spec {spec!r}: no {what} column among the defaults {', '.join(defaults)} "
+            f"(columns: {', '.join(names)}); name it with hf:PATH?{what}=COLUMN"
+        )
+    return found
+
+
+def _hf_arrays(spec: str, table, image_col: str, label_col: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one split's image and label columns into ``(x, y)`` numpy arrays, rows in order."""
+    if table.num_rows == 0:
+        return np.empty((0,)), np.empty(0, dtype=np.int64)
+    try:
+        cols = table.with_format("numpy", columns=[image_col, label_col])[:]
+    except Exception as exc:  # undecodable images, ragged lists: arrow/PIL raise many types
+        raise TopodataInputError(
+            f"dataset spec {spec!r}: cannot read columns {image_col!r}/{label_col!r} of split {split!r} "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    x, y = np.asarray(cols[image_col]), np.asarray(cols[label_col])
+    if x.dtype == object or x.ndim < 2:
+        raise TopodataInputError(
+            f"dataset spec {spec!r}: column {image_col!r} of split {split!r} does not stack into one array "
+            "(images of different sizes or ragged lists); resize them to one size first"
+        )
+    if y.ndim != 1 or y.dtype.kind not in "iub":
+        raise TopodataInputError(
+            f"dataset spec {spec!r}: label column {label_col!r} holds {y.dtype} values of shape {y.shape[1:]}, "
+            f"not one integer class id per row; encode it first, e.g. ds.class_encode_column({label_col!r})"
+        )
+    return x, y
+
+
+def _load_hf(spec: str, arg: str) -> Dataset:
+    """A Hugging Face ``save_to_disk`` folder: its image and label columns as a :class:`Dataset`."""
+    path_text, opts = _hf_options(spec, arg)
+    path = _existing_path(spec, path_text, "hf")
+    try:
+        import datasets as hfd
+    except ImportError:
+        raise TopodataInputError(
+            f"dataset spec {spec!r} needs the Hugging Face `datasets` package: pip install 'topodata[hf]'"
+        ) from None
+    try:
+        loaded = hfd.load_from_disk(str(path))
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        raise TopodataInputError(
+            f"dataset spec {spec!r}: {path} is not a dataset saved with save_to_disk "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
+    split = opts.get("split", "train")
+    if isinstance(loaded, hfd.DatasetDict):
+        if split not in loaded:
+            raise TopodataInputError(
+                f"dataset spec {spec!r}: no split {split!r} (splits: {', '.join(loaded)}); pick one with ?split=NAME"
+            )
+        train = loaded[split]
+        test_name = next((s for s in ("test", "validation") if s in loaded and s != split), None)
+        test = loaded[test_name] if test_name else None
+    else:
+        if "split" in opts:
+            raise TopodataInputError(f"dataset spec {spec!r}: {path} holds one Dataset, not splits; drop ?split=")
+        train, test = loaded, None
+    image_col = _hf_column(spec, train, "image", opts.get("image"), HF_IMAGE_COLUMNS)
+    label_col = _hf_column(spec, train, "label", opts.get("label"), HF_LABEL_COLUMNS)
+    x_raw, y = _hf_arrays(spec, train, image_col, label_col, split)
+    if x_raw.shape[0] < 2:
+        raise TopodataInputError(f"dataset spec {spec!r}: split {split!r} has {x_raw.shape[0]} rows; need at least 2")
+    x = images_to_float(x_raw, name=f"{spec} column {image_col!r}")
+    y = check_labels(y, n_samples=x.shape[0], name=f"{spec} column {label_col!r}")
+    if test is not None and test.num_rows:
+        for col in (image_col, label_col):
+            _hf_column(spec, test, "image" if col == image_col else "label", col, ())
+        xt_raw, y_test = _hf_arrays(spec, test, image_col, label_col, test_name)
+        x_test = images_to_float(xt_raw, name=f"{spec} {test_name} column {image_col!r}")
+        if x_test.shape[1:] != x.shape[1:]:
+            raise TopodataInputError(
+                f"dataset spec {spec!r}: split {test_name!r} has samples of shape {x_test.shape[1:]} but "
+                f"{split!r} has {x.shape[1:]}; they must match"
+            )
+        y_test = check_labels(y_test, n_samples=x_test.shape[0], name=f"{spec} {test_name} column {label_col!r}")
+    else:
+        x_test, y_test = np.empty((0, *x.shape[1:]), dtype=np.float32), np.empty(0, dtype=np.int64)
+    check_features(x.reshape(len(x), -1), name=f"{spec} column {image_col!r}", min_samples=2)
+    feature = train.features.get(label_col)
+    names = tuple(str(n) for n in getattr(feature, "names", None) or ()) or None
+    n_classes = int(max(y.max(), y_test.max() if y_test.size else 0)) + 1
+    return Dataset(
+        name=spec, x_train=x, y_train=y, x_test=x_test, y_test=y_test,
+        n_classes=max(n_classes, len(names) if names else 0), input_shape=tuple(x.shape[1:]), classes=names,
+        augment="crop" if x.ndim == 4 else "none", source=str(path.resolve()),
     )

@@ -1,6 +1,6 @@
 """The embed stage: train a proxy model, extract penultimate features, cache them.
 
-``embed`` trains a model from :mod:`topodata.embed.models` on the training split (or a seeded,
+``embed`` trains a model from :mod:`topodata.nn.models` on the training split (or a seeded,
 class-stratified fraction of it), then extracts ``model.features(x)`` for *every* training
 sample and every test sample. ``embed_cached`` does the same once per configuration and loads the
 result afterwards.
@@ -22,11 +22,17 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from .. import _validation as V
 from .._io import atomic_write_files, json_bytes, user_cache_dir
-from ..select import versions
-from .models import MODELS, build_model
+from .._threads import deterministic, thread_count
+from .._meta import versions
+from ..data import Dataset, load_dataset
+from ..nn.dynamics import DynamicsRecorder, TrainingDynamics
+from ..nn.loop import extract_features, fit, resolve_device
+from ..nn.models import MODELS, build_model
 
 __all__ = ["EmbedResult", "embed", "embed_cached", "default_epochs", "proxy_subset", "cache_key"]
 
@@ -96,8 +102,6 @@ class EmbedResult:
                 self.dynamics.save(path)
                 files["dynamics.npz"] = path.read_bytes()
         if include_model and self.model is not None:
-            import torch
-
             buf = io.BytesIO()
             torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, buf)
             files["model.pt"] = buf.getvalue()
@@ -132,13 +136,9 @@ class EmbedResult:
             raise V.TopodataInputError(f"embedding directory {d}: features and labels differ in length; embed again")
         dynamics = None
         if (d / "dynamics.npz").exists():
-            from ..train.dynamics import TrainingDynamics
-
             dynamics = TrainingDynamics.load(d / "dynamics.npz")
         model = None
         if load_model and (d / "model.pt").exists() and manifest.get("model") in MODELS:
-            import torch
-
             model = build_model(manifest["model"], tuple(manifest["input_shape"]), manifest["n_classes"])
             try:
                 model.load_state_dict(torch.load(d / "model.pt", map_location="cpu", weights_only=True))
@@ -172,15 +172,7 @@ def proxy_subset(labels: np.ndarray, fraction: float, rng: np.random.Generator) 
     return np.sort(np.concatenate(kept)).astype(np.int64)
 
 
-def _recorder_class():
-    """``DynamicsRecorder`` where ``topodata.train.dynamics`` is importable, else None."""
-    try:
-        from ..train.dynamics import DynamicsRecorder
-    except ImportError:
-        return None
-    return DynamicsRecorder
-
-
+@deterministic  # the proxy's training and features follow torch's thread count
 def embed(
     dataset: Any,
     *,
@@ -219,16 +211,15 @@ def embed(
     random_state : None, int or numpy Generator, default=0
         Seeds the proxy subset, the weight initialisation, batch order and augmentation (one
         independent stream each). With an int and ``device='cpu'`` the features are identical
-        in a fresh process; CUDA kernels that break this are listed in :mod:`topodata.train.loop`.
+        in a fresh process; CUDA kernels that break this are listed in :mod:`topodata.nn.loop`.
     device : {'auto', 'cpu', 'cuda'}, default='auto'
     progress : bool, default=True
         tqdm bars on stderr.
     callbacks : iterable, default=()
-        Extra training callbacks (``on_batch`` / ``on_epoch_end``, see :func:`topodata.train.fit`).
+        Extra training callbacks (``on_batch`` / ``on_epoch_end``, see :func:`topodata.nn.fit`).
     record_dynamics : bool, default=True
-        Record per-sample training dynamics (EL2N, forgetting, AUM inputs) during the proxy run,
-        where :mod:`topodata.train.dynamics` is available. Only samples in the proxy subset are
-        ever seen.
+        Record per-sample training dynamics (EL2N, forgetting, AUM inputs) during the proxy run
+        (:mod:`topodata.nn.dynamics`). Only samples in the proxy subset are ever seen.
     root : str or path, optional
         Passed to :func:`topodata.data.load_dataset` when ``dataset`` is a spec.
 
@@ -248,9 +239,6 @@ def embed(
     >>> res.features.shape, res.features.dtype
     ((1433, 128), dtype('float32'))
     """
-    from ..data import Dataset, load_dataset
-    from ..train.loop import extract_features, fit, resolve_device
-
     t_start = time.perf_counter()
     V.check_options(model, "model", tuple(MODELS))
     V.check_scalar(proxy_fraction, "proxy_fraction", (float, int), min_val=0, max_val=1, include_min=False)
@@ -277,8 +265,7 @@ def embed(
     n_epochs = int(epochs) if epochs is not None else default_epochs(model, n_proxy, int(batch_size))
 
     net = build_model(model, ds.input_shape, ds.n_classes, random_state=init_seed)
-    recorder_cls = _recorder_class() if record_dynamics else None
-    recorder = recorder_cls(ds.n_train, ds.n_classes) if recorder_cls is not None else None
+    recorder = DynamicsRecorder(ds.n_train, ds.n_classes) if record_dynamics else None
     hist = fit(
         net, ds.x_train, ds.y_train, epochs=n_epochs, batch_size=int(batch_size), optimizer=optimizer, lr=lr,
         augment=ds.augment, device=dev, random_state=fit_seed, progress=progress,
@@ -333,8 +320,6 @@ def embed(
 
 
 def _torch_threads() -> int:
-    import torch
-
     return torch.get_num_threads()
 
 
@@ -342,9 +327,6 @@ def _test_metrics(net, features_test: np.ndarray, y_test: np.ndarray, dev) -> tu
     """Test accuracy and loss from the extracted features through the head (no second forward pass)."""
     if len(y_test) == 0:
         return None, None
-    import torch
-    import torch.nn.functional as F
-
     with torch.no_grad():
         logits = net.head(torch.from_numpy(features_test).to(dev))
         y = torch.from_numpy(y_test).to(dev)
@@ -373,6 +355,7 @@ def cache_key(spec: str, *, model: str, proxy_fraction: float, epochs: int | Non
         "version": CACHE_VERSION, "dataset": _spec_identity(spec, root), "model": model,
         "proxy_fraction": float(proxy_fraction), "epochs": epochs, "seed": int(random_state),
         "batch_size": int(batch_size), "lr": lr, "optimizer": optimizer,
+        "threads": thread_count(),  # the features change with torch's thread count
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -430,8 +413,7 @@ def embed_cached(
                     batch_size=batch_size, lr=lr, optimizer=optimizer, root=kw.get("root"))
     base = Path(cache_dir) if cache_dir is not None else user_cache_dir() / "embeddings"
     entry = base / key
-    want_dynamics = record_dynamics and _recorder_class() is not None
-    if (entry / MANIFEST_FILE).exists() and (not want_dynamics or (entry / "dynamics.npz").exists()):
+    if (entry / MANIFEST_FILE).exists() and (not record_dynamics or (entry / "dynamics.npz").exists()):
         try:
             result = EmbedResult.load(entry)
         except (FileNotFoundError, V.TopodataInputError) as exc:

@@ -8,7 +8,7 @@ Every method is a plain function
 - ``labels``: int64 array of shape (n_samples,);
 - ``budgets``: dict ``{class_id: n_keep}`` whose values sum exactly to the kept count;
 - ``rng``: a ``np.random.Generator`` (the only source of randomness; derive int seeds from it);
-- ``dynamics``: optional :class:`topodata.train.dynamics.TrainingDynamics` recorded during a proxy run;
+- ``dynamics``: optional :class:`topodata.nn.dynamics.TrainingDynamics` recorded during a proxy run;
 - ``params``: the method's hyper-parameters (defaults in the registry below).
 
 A method either returns only per-sample ``scores`` (then :func:`topodata.select.select_from_scores`
@@ -21,13 +21,17 @@ Score direction, stated once: **higher score = harder / more important / more at
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-__all__ = ["MethodOutput", "MethodSpec", "METHODS", "get_method", "available_methods"]
+from .._validation import TopodataInputError, check_options
+
+__all__ = ["MethodOutput", "MethodSpec", "METHODS", "get_method", "available_methods", "method_config",
+           "check_method_params"]
 
 
 @dataclass
@@ -39,6 +43,9 @@ class MethodOutput:
     params : every hyper-parameter actually used (goes to ``manifest.json``).
     timings_s : seconds per internal stage (goes to ``manifest.json``).
     extras : arrays useful for plots (e.g. ``{"manifold_2d": ...}``); never written to the manifest.
+    suspects : bool ndarray of shape (n_samples,) or None; samples the method judges likely label
+        errors. Under ``beta='auto'`` the coverage cut removes them first and is at least their
+        share of each class.
     """
 
     scores: np.ndarray
@@ -46,6 +53,7 @@ class MethodOutput:
     params: dict[str, Any] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    suspects: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -59,8 +67,9 @@ class MethodSpec:
     uses_dynamics: bool = False
     default_strategy: str = "coverage"  # how scores become a subset when the method returns none
     min_per_class: int = 1  # smallest class the method can handle (neighbourhood sizes)
-    # beta='auto' under coverage: min(cap, slope * (rate - 0.5)), see topodata.select.auto_beta
-    auto_beta: tuple[float, float] = (0.25, 1.0)  # (slope, cap)
+    # beta='auto' under coverage: min(cap, slope * (rate - start)), see topodata.select.auto_beta
+    auto_beta: tuple[float, ...] = (0.25, 1.0)  # (slope, cap[, start=0.5])
+    dedup: bool = False  # near-duplicate handling by default (select(dedup=None))
 
     def load(self) -> Callable[..., MethodOutput]:
         module, func = self.target.split(":")
@@ -73,10 +82,11 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec(
             "topoprune",
             "topodata.scores.topoprune:topoprune",
-            "topological displacement on the UMAP manifold (DESIGN.md §5)",
+            "topological displacement on the UMAP manifold",
             default_strategy="coverage",
             min_per_class=2,
-            auto_beta=(0.25, 0.075),  # chosen on a validation split under CNN training (topoprune.py)
+            auto_beta=(0.25, 0.075),  # chosen on a validation split under CNN training (docs/algorithms.md)
+            dedup=True,
         ),
         MethodSpec(
             "random",
@@ -107,6 +117,7 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec(
             "ccs", "topodata.scores.ccs:ccs", "coverage-centric selection over a difficulty score",
             uses_dynamics=True,
+            auto_beta=(1.0, 1.0, 0.6),  # the authors' cut-offs: 0.2 at 80%, 0.3 at 90% pruned
         ),
         MethodSpec(
             "d2", "topodata.scores.d2:d2", "D2 pruning: message passing on the kNN graph", min_per_class=2,
@@ -122,7 +133,6 @@ def available_methods() -> list[str]:
 
 
 def get_method(name: str) -> MethodSpec:
-    from .._validation import check_options
 
     check_options(name, "method", tuple(METHODS))
     return METHODS[name]
@@ -133,3 +143,66 @@ def budgets_array(labels: np.ndarray, budgets: dict[int, int]) -> np.ndarray:
     classes = np.array(sorted(budgets), dtype=np.int64)
     values = np.array([budgets[c] for c in classes], dtype=np.int64)
     return values[np.searchsorted(classes, labels)]
+
+
+def method_config(name: str) -> type | None:
+    """The dataclass holding a method's hyper-parameters, or None if it declares none.
+
+    A method's module exports it as ``CONFIG`` (or, for modules holding several methods, as
+    ``CONFIGS[name]``); its fields are the ``method_params`` the method accepts.
+    """
+    module = importlib.import_module(get_method(name).target.split(":")[0])
+    configs = getattr(module, "CONFIGS", None)
+    if isinstance(configs, dict) and name in configs:
+        return configs[name]
+    config = getattr(module, "CONFIG", None)
+    return config if config is not None and dataclasses.is_dataclass(config) else None
+
+
+def check_method_params(method: str, params: Mapping[str, Any] | None, *, name: str = "method_params") -> dict:
+    """Build ``method``'s config from ``params``, so that a bad option fails before any compute.
+
+    Parameters
+    ----------
+    method : str
+        A name of :func:`topodata.scores.available_methods`.
+    params : mapping or None
+        Hyper-parameters of the method (fields of its config dataclass).
+    name : str, default='method_params'
+        How the caller calls ``params`` in messages (a pipeline key, say).
+
+    Returns
+    -------
+    dict
+        ``params`` as a plain dict, unchanged.
+
+    Raises
+    ------
+    TopodataInputError
+        On an option the method does not have, or a value its config refuses (a choice outside
+        the allowed ones, a number out of range); the message names the option.
+
+    Examples
+    --------
+    >>> check_method_params("topoprune", {"k_local": 8})
+    {'k_local': 8}
+    >>> check_method_params("topoprune", {"manifold": "umpa"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    topodata._validation.TopodataInputError: method_params: manifold ...'umpa'
+    """
+    params = dict(params or {})
+    config = method_config(method)
+    fields = sorted(f.name for f in dataclasses.fields(config) if f.init) if config is not None else []
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        allowed = ", ".join(fields) if fields else "none"
+        raise TopodataInputError(
+            f"{name}: method {method!r} has no option {unknown[0]!r}; its options: {allowed}"
+        )
+    if config is not None:
+        try:
+            config(**params)
+        except (TypeError, ValueError) as exc:  # TopodataInputError is a ValueError
+            raise TopodataInputError(f"{name}: {exc}") from None
+    return params

@@ -5,7 +5,7 @@ diversity and difficulty in data pruning").
    ``n_neighbors`` others per sample), made undirected (an edge if either end lists the other).
 2. **Node feature**: a difficulty score (higher = harder): −AUM by default, or forgetting / EL2N,
    from the training dynamics; without them, from the linear-head fallback
-   :func:`topodata.train.dynamics.dynamics_from_features`.
+   :func:`topodata.nn.dynamics.dynamics_from_features`.
 3. **Forward message passing** (one round): ``s'_i = s_i + Σ_{j∈N(i)} exp(−γ_f·d_ij)·s_j``, so a
    sample in a region of hard samples rises.
 4. **Selection with reverse message passing**: repeatedly keep the sample with the highest
@@ -66,6 +66,11 @@ class D2Config:
         default=20,
         metadata={"help": "epochs of the linear-head fallback when no training dynamics are given"},
     )
+    mis_ratio: float = field(
+        default=0.0,
+        metadata={"help": "hardest fraction of each class removed before the graph is built (the "
+                          "authors' CIFAR recipe uses 0.4; 0 = none)"},
+    )
 
     def __post_init__(self) -> None:
         from ..neighbors import METHODS as KNN_METHODS
@@ -77,6 +82,7 @@ class D2Config:
         V.check_scalar(self.normalize_distances, "normalize_distances", bool)
         V.check_options(self.knn_method, "knn_method", KNN_METHODS)
         V.check_scalar(self.fallback_epochs, "fallback_epochs", (int, np.integer), min_val=1)
+        V.check_scalar(self.mis_ratio, "mis_ratio", (int, float), min_val=0.0, max_val=1.0, include_max=False)
 
 
 CONFIG = D2Config
@@ -162,7 +168,7 @@ def d2(features, labels, *, budgets, rng, dynamics=None, **params) -> MethodOutp
     -------
     MethodOutput
         ``scores`` = the difficulty after forward message passing (per-class scaled; higher =
-        harder region); ``indices`` = the greedy picks.
+        harder region; NaN for the ``mis_ratio`` cut); ``indices`` = the greedy picks.
     """
     from ..neighbors import knn
 
@@ -175,6 +181,9 @@ def d2(features, labels, *, budgets, rng, dynamics=None, **params) -> MethodOutp
     kept = []
     for c, budget in budgets.items():
         idx = np.flatnonzero(labels == c)
+        if cfg.mis_ratio > 0:  # hard cut-off first: the hardest fraction never enters the graph
+            n_cut = min(int(np.floor(cfg.mis_ratio * idx.size + 1e-9)), idx.size - budget)
+            idx = np.sort(idx[np.argsort(-difficulty[idx], kind="stable")[n_cut:]])
         t0 = time.perf_counter()
         k = min(int(cfg.n_neighbors) + 1, idx.size)
         nb, dist = knn(features[idx], k, method=cfg.knn_method, random_state=V.derive_seed(rng))

@@ -1,8 +1,8 @@
 """Difficulty scores from training dynamics: EL2N, forgetting and AUM.
 
-All three read a :class:`topodata.train.dynamics.TrainingDynamics` record of shape
+All three read a :class:`topodata.nn.dynamics.TrainingDynamics` record of shape
 ``(n_epochs, n_samples)``; when ``dynamics`` is None they train the documented linear-head
-fallback :func:`topodata.train.dynamics.dynamics_from_features` on the features (seeded from
+fallback :func:`topodata.nn.dynamics.dynamics_from_features` on the features (seeded from
 ``rng``) and say so in ``params["dynamics"]``. Each returns scores only (higher = harder); the
 framework's strategy picks the subset (registered default ``hard``).
 
@@ -52,7 +52,7 @@ __all__ = [
 
 _FALLBACK_HELP = (
     "epochs of the linear softmax head trained on the features when no training dynamics are "
-    "given (topodata.train.dynamics.dynamics_from_features)"
+    "given (topodata.nn.dynamics.dynamics_from_features)"
 )
 
 
@@ -99,11 +99,11 @@ CONFIGS = {"el2n": EL2NConfig, "forgetting": ForgettingConfig, "aum": AUMConfig}
 
 
 def _check_dynamics(dynamics: Any, n_samples: int):
-    from ..train.dynamics import TrainingDynamics
+    from ..nn.dynamics import TrainingDynamics
 
     if not isinstance(dynamics, TrainingDynamics):
         raise TypeError(
-            f"dynamics must be a TrainingDynamics (topodata.train.dynamics); got {type(dynamics).__name__}"
+            f"dynamics must be a TrainingDynamics (topodata.nn.dynamics); got {type(dynamics).__name__}"
         )
     if dynamics.n_samples != n_samples:
         raise V.TopodataInputError(
@@ -153,7 +153,7 @@ def forgetting_scores(dynamics) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
-    >>> from topodata.train.dynamics import TrainingDynamics
+    >>> from topodata.nn.dynamics import TrainingDynamics
     >>> c = np.array([[1, 0, 0], [0, 0, 1], [1, 0, 0], [0, 0, 1]], bool)  # 4 epochs, 3 samples
     >>> forgetting_scores(TrainingDynamics(c, np.zeros(c.shape), np.zeros(c.shape))).tolist()
     [2.0, 3.0, 1.0]
@@ -195,7 +195,7 @@ def _resolve_dynamics(features, labels, dynamics, rng: np.random.Generator, fall
     """The recorded dynamics, or the linear-head fallback trained with a seed drawn from ``rng``."""
     if dynamics is not None:
         return _check_dynamics(dynamics, labels.shape[0]), "recorded"
-    from ..train.dynamics import dynamics_from_features
+    from ..nn.dynamics import dynamics_from_features
 
     d = dynamics_from_features(
         features, labels, epochs=int(fallback_epochs), random_state=V.derive_seed(rng)

@@ -12,7 +12,7 @@ __all__ = ["random_scores"]
 def random_scores(features, labels, *, budgets, rng, dynamics=None) -> MethodOutput:
     """Draw each class's budget uniformly without replacement (seeded by ``rng``).
 
-    Has no per-sample score, so ``scores`` is all NaN (DESIGN.md §4.1).
+    Has no per-sample score, so ``scores`` is all NaN (docs/design.md#topodata-select).
     """
     kept = [
         rng.choice(np.flatnonzero(labels == c), size=b, replace=False)

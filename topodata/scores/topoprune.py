@@ -1,70 +1,16 @@
-"""TopoPrune: per-sample topological displacement on the global manifold (DESIGN.md §5).
+"""TopoPrune: per-sample topological displacement on the global manifold.
 
-Steps of :func:`topoprune` (timings in ``MethodOutput.timings_s`` under the same names):
+:func:`topoprune` embeds the features with UMAP (:func:`topodata.manifold.global_manifold`), takes each
+sample's kNN neighbourhood on that manifold (per class by default), runs batched Rips persistence on all
+neighbourhoods and a few gradient steps on the manifold coordinates of their summed persistence; the score
+is each sample's displacement, plus a label-disagreement term. Stage timings are reported in
+``MethodOutput.timings_s`` under ``manifold``, ``knn``, ``local_topology`` and ``displacement``.
 
-1. **manifold** — :func:`topodata.manifold.global_manifold`: L2-normalised features, FAISS kNN,
-   UMAP to ``n_components`` dimensions, standardised per component → ``Z`` (n, d).
-2. **knn** — FAISS kNN of ``Z`` with ``k_local`` others per sample, within each class by default;
-   neighbourhood ``P_i = {i} ∪ N_k(i)``, an (n, k_local + 1) index array.
-3. **local_topology** — Vietoris–Rips persistence of every ``P_i`` at once: H0 with its critical
-   (spanning-tree) edges from :func:`topodata.topology.h0_point_cloud` in one batched call; H1 with
-   its birth/death edges from ripser for a random fraction ``h1_fraction`` of the neighbourhoods.
-4. **displacement** — ``steps`` plain gradient steps on ``Z`` of the summed local loss
-   ``Σ_i w_i Σ_(b,d)∈Dgm(P_i) |d − b|^power``, autograd running through the critical edges only;
-   the score is ``‖Z_i(T) − Z_i(0)‖``. The trees are recomputed at every step; the H1 edges are
-   kept from step 0 (rerunning ripser per step would multiply its cost by ``steps``).
-
-5. **label term** (``label_weight``, default 1) — the topological score divided by its maximum,
-   plus ``label_weight`` × the fraction of the sample's neighbours in the feature kNN graph (the
-   graph UMAP was given, ``umap_neighbors`` − 1 others) that carry another label
-   (:func:`label_disagreement`). The topology alone ignores labels; this term tells a class boundary
-   (some foreign neighbours) and a mislabelled sample (mostly foreign) from a class interior (none).
-   ``label_weight=0`` returns the topological score unchanged.
-
-Score direction: **higher = more displaced / more foreign neighbours** = carries or breaks local
-structure, sits on a class boundary, or is noise. The framework's ``coverage`` strategy drops the
-top ``β`` (likely noise) and spreads the budget evenly over equal-width score strata, so boundary
-samples are kept at a higher rate than the redundant class interiors.
-
-Choices made by measurement (``scripts/bench_topoprune.py --density --choices``; tables in the
-module docstring of :mod:`topodata.manifold` and in the lead's report):
-
-- **Density.** UMAP equalises density, which hid the dense redundant blobs of the density fixture
-  (plain UMAP: circle/blob score ratio 0.41). ``density='radius'`` re-injects the features' local
-  radius: ``w_i = ρ_i^power``, ``ρ_i = r_F(i) / r_Z(i)`` over its median, where ``r`` is the mean
-  distance to the ``umap_neighbors`` nearest samples (any class) in the L2-normalised features
-  and in ``Z``; each neighbourhood's lifetimes are thereby measured in the features' own local
-  scale. Membership still comes from the manifold (topology), scale from the features (density).
-  A per-class radius (same neighbours as ``P_i``) was tried first and rejected: it also cancelled
-  the long edges of mislabelled samples (noise AUC 0.03 instead of 0.93 on digits).
-- **Step size.** ``lr = step_size · median H0 death / max_i ‖∇_i‖`` at step 0: the fastest point
-  moves ``step_size`` median edge lengths, so the quadratic (power=2) loss cannot diverge
-  whatever the weights, and the scores do not depend on the scale of ``Z``.
-- **Neighbourhoods per class** by default: a mislabelled sample then sits far from its own
-  class, gets long critical edges and the largest displacement, and is dropped by ``β`` (global
-  neighbourhoods: noise AUC ~0.5).
-- **H1 off** by default (``h1_fraction=0``): it did not change the noise detection or the probe
-  on digits, and costs ~0.2 ms per neighbourhood (ripser) plus its loss terms.
-- **Label term on.** A logistic probe on the kept 10% of Fashion-MNIST small-CNN features was level
-  with a random 10% with the topological score alone (validation split: 0.902 vs 0.901) and above it
-  with the label term (0.909; full pool 0.916). Tuned on a validation split of the *training*
-  set (per class the last 1,000 of 6,000 as validation, selection from the other 5,000); the
-  disagreement computed in the features beat the same in the manifold (0.906 vs 0.905 at k=16);
-  dropping by it (β) mattered more than stratifying by it. Measured on the test split by
-  ``scripts/bench_topoprune.py --main`` (0.901 vs random 0.897). For a small CNN trained on the
-  subset (``pipelines/fashion_mnist_long.toml``) neither setting beats random (−0.34 with the term,
-  −0.22 without; ``scripts/bench_topoprune_variants.py``): there the β cut decides (README).
-- **Noise cut β** (``beta='auto'``, ``MethodSpec.auto_beta``): ``min(0.075, 0.25 (rate − 0.5))``,
-  i.e. 0 at rate 0.5, 0.05 at 0.7, 0.075 from 0.8 on, where the framework's default (also CCS's)
-  goes on to 0.1 at 0.9 and 0.1125 at 0.95. Chosen under network training on a validation split (per
-  class the last 1,000 training images held out, a small-CNN proxy and the selection on the other
-  54,000, a small CNN trained 2,000 steps on the subset; ``scripts/bench_topoprune_variants.py
-  --split val``), 3 seeds, validation accuracy (%): rate 0.9 random 89.96, β = 0.025 / 0.05 / 0.075 /
-  0.1 / 0.15 → 89.40 / 90.01 / **90.11** / 89.85 / 89.81; rate 0.95 random 87.77, β = 0.05 / 0.075 /
-  0.1125 → 88.11 / **89.04** / 88.39; rate 0.7 random 91.01, β = 0 / 0.025 / 0.05 → 90.68 / 90.48 /
-  **90.72** (no β reaches random there).
-- **UMAP epochs 100** (umap-learn: 200 above 10,000 samples, 500 below): the manifold stage is
-  most of the run time (60,000 × 128 features: 57 s at 200 epochs, 33 s at 100).
+Score direction: **higher = more displaced / more foreign neighbours** (class boundary or label noise);
+``select``'s coverage strategy drops the top ``β`` and spreads the budget over score strata.
+The steps and the measurements behind each default (density weighting, step size, per-class
+neighbourhoods, H1 off, label term, β schedule, UMAP epochs) are in
+``docs/algorithms.md#topoprune-step-by-step`` and ``docs/algorithms.md#topoprune-choices-and-why``.
 """
 
 from __future__ import annotations
@@ -76,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validation as V
+from .._threads import deterministic
 from . import MethodOutput
 
 __all__ = ["TopoPruneConfig", "CONFIG", "topoprune", "local_neighbourhoods", "topological_displacement",
@@ -157,6 +104,14 @@ class TopoPruneConfig:
                           "gets) that carry another label; 0 = the topological score alone"},
     )
 
+    noise_vote: float = field(
+        default=0.75,
+        metadata={"help": "a sample is flagged as a likely label error when more than this fraction of "
+                          "its feature kNN neighbours carry another label (a class boundary gives about "
+                          "half, a flipped label nearly all); under --beta auto each class's cut is at "
+                          "least its flagged share (1 = flag none)"},
+    )
+
     def __post_init__(self) -> None:
         from ..neighbors import DEVICES, METHODS as KNN_METHODS
 
@@ -175,13 +130,10 @@ class TopoPruneConfig:
         V.check_scalar(self.h1_fraction, "h1_fraction", (int, float), min_val=0.0, max_val=1.0)
         V.check_scalar(self.h1_weight, "h1_weight", (int, float), min_val=0.0)
         V.check_scalar(self.label_weight, "label_weight", (int, float), min_val=0.0)
+        V.check_scalar(self.noise_vote, "noise_vote", (int, float), min_val=0.0, max_val=1.0)
         V.check_options(self.knn_method, "knn_method", KNN_METHODS)
         V.check_options(self.knn_device, "knn_device", DEVICES)
-        V.check_scalar(self.n_jobs, "n_jobs", (int, np.integer))
-        if self.n_jobs == 0 or self.n_jobs < -1:
-            raise V.TopodataInputError(
-                f"n_jobs must be a positive number of processes or -1; got {self.n_jobs}"
-            )
+        V.check_n_jobs(self.n_jobs)
 
 
 CONFIG = TopoPruneConfig
@@ -258,6 +210,7 @@ def _stretch_weights(feature_dists: np.ndarray, manifold_dists: np.ndarray, powe
 
 
 # ----------------------------------------------------------------------------- the flow
+@deterministic  # torch's scatter-add order follows the thread count
 def topological_displacement(
     z: np.ndarray,
     neigh: np.ndarray,
@@ -402,7 +355,7 @@ def topoprune(
     knn_opts = {"method": cfg.knn_method, "device": cfg.knn_device, "random_state": knn_seed}
     # the features' kNN graph: UMAP's input, the local radius that density='radius' restores and
     # the neighbours whose labels the label-consistency term reads; built once
-    need_graph = method == "umap" or cfg.label_weight > 0
+    need_graph = method == "umap" or cfg.label_weight > 0 or cfg.noise_vote < 1
     graph = knn(l2_normalize(x), k_umap, **knn_opts) if need_graph else None
     z = global_manifold(
         x, method=method, n_components=cfg.n_components, n_neighbors=k_umap, min_dist=cfg.min_dist,
@@ -445,9 +398,8 @@ def topoprune(
     else:
         scores = _summary_scores(cfg, h0.deaths, h1_rows, h1, weights)
     topo_scores = scores
-    disagreement = None
+    disagreement = label_disagreement(graph[0], y)
     if cfg.label_weight > 0:
-        disagreement = label_disagreement(graph[0], y)
         scores = _normalise_max(scores) + cfg.label_weight * disagreement
     timings["displacement"] = time.perf_counter() - t0
 
@@ -457,12 +409,12 @@ def topoprune(
         manifold_shape=list(z.shape),
         median_h0_death=float(np.median(h0.deaths)),
     )
-    if disagreement is not None:
-        params_used.update(max_topological_score=float(np.max(topo_scores)),
-                           mean_label_disagreement=float(disagreement.mean()))
+    suspects = disagreement > cfg.noise_vote if cfg.noise_vote < 1 else None
+    params_used.update(max_topological_score=float(np.max(topo_scores)),
+                       mean_label_disagreement=float(disagreement.mean()))
     extras = {"manifold": z, "neighbourhoods": _example_diagrams(z, neigh, h0.deaths, scores),
               "topological_scores": topo_scores}
-    return MethodOutput(scores=scores, params=params_used, timings_s=timings, extras=extras)
+    return MethodOutput(scores=scores, params=params_used, timings_s=timings, extras=extras, suspects=suspects)
 
 
 def label_disagreement(knn_indices: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@
   :func:`h1_total_persistence`;
 - cheap summaries: :func:`diagram_summaries`.
 
-See DESIGN.md §5.3 and §6.
+See docs/algorithms.md#topoprune-step-by-step and docs/weights.md#persistence-core.
 """
 
 from __future__ import annotations

@@ -1,21 +1,23 @@
 """Differentiable persistence losses: total persistence as a torch function of the points.
 
 Every finite diagram point of a Rips filtration is ``(|z_a - z_b|, |z_c - z_d|)`` for its critical
-edges (DESIGN.md §5.3). With the edges fixed, the loss is a smooth function of a few distances, so
+edges (docs/algorithms.md#topoprune-step-by-step). With the edges fixed, the loss is a smooth function of a few distances, so
 autograd gives the exact gradient with respect to the points wherever the combinatorics (which
 edges are critical) does not change, the standard construction of topological losses.
 """
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Sequence
 
 import numpy as np
 
 from .. import _validation as V
 from .rips_h1 import H1Diagram
-from .spanning_tree import _check_p_metric, _check_points, _is_torch, h0_point_cloud
+from ._common import check_p_metric, check_points, is_torch
+from .spanning_tree import h0_point_cloud
+
+# torch is imported on use: importing topodata.topology stays numpy-only.
 
 __all__ = ["h0_total_persistence", "h1_total_persistence"]
 
@@ -25,15 +27,10 @@ REDUCTIONS = ("sum", "mean", "none")
 def _as_tensor_points(points: Any):
     import torch
 
-    x = _check_points(points)
-    if not _is_torch(x):
+    x = check_points(points)
+    if not is_torch(x):
         x = torch.from_numpy(np.asarray(x, dtype=np.float64))
     return x
-
-
-def _check_p(p: Any):
-    V.check_scalar(p, "p", numbers.Real, min_val=0, include_min=False)
-    return float(p)
 
 
 def _reduce(per_cloud, reduction: str, single: bool):
@@ -82,7 +79,7 @@ def h0_total_persistence(
     (25.0, [-6.0, 0.0])
     """
     x = _as_tensor_points(points)
-    p = _check_p(p)
+    p = V.check_exponent(p, min_val=0, include_min=False, allow_inf=False)
     V.check_options(reduction, "reduction", REDUCTIONS)
     deaths = h0_point_cloud(x, p_metric=p_metric, batch_size=batch_size).deaths
     single = x.ndim == 2
@@ -93,7 +90,7 @@ def h0_total_persistence(
 def _edge_array(edges: Any, n_points: int, name: str) -> np.ndarray:
     if isinstance(edges, H1Diagram):
         edges = edges.edges
-    if _is_torch(edges):
+    if is_torch(edges):
         edges = edges.detach().cpu().numpy()
     e = np.asarray(edges)
     if e.size == 0:
@@ -146,8 +143,8 @@ def h1_total_persistence(
     import torch
 
     x = _as_tensor_points(points)
-    p = _check_p(p)
-    p_metric = _check_p_metric(p_metric)
+    p = V.check_exponent(p, min_val=0, include_min=False, allow_inf=False)
+    p_metric = check_p_metric(p_metric)
     V.check_options(reduction, "reduction", REDUCTIONS)
     single = x.ndim == 2
     if single:

@@ -20,14 +20,15 @@ look-up, so it is not worth a dependency.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
-from scipy.spatial.distance import pdist
+from scipy.spatial.distance import pdist, squareform
 
 from .. import _validation as V
-from .spanning_tree import _check_p_metric, _check_points, _is_torch
+from ._common import check_p_metric, check_points, is_torch
+
+# ripser and joblib are imported on use (start-up time of `import topodata.topology`).
 
 __all__ = ["H1Diagram", "h1_point_cloud", "h1_point_cloud_batch"]
 
@@ -62,7 +63,6 @@ def _pdist(x: np.ndarray, p_metric: float) -> np.ndarray:
 def _h1_one(x: np.ndarray, p_metric: float) -> H1Diagram:
     """H1 of one validated float64 (n, d) cloud (no checks)."""
     from ripser import ripser
-    from scipy.spatial.distance import squareform
 
     n = x.shape[0]
     empty = np.zeros((0, 2), dtype=np.int64)
@@ -88,8 +88,8 @@ def _h1_one(x: np.ndarray, p_metric: float) -> H1Diagram:
 
 
 def _as_numpy_cloud(points: Any, name: str) -> np.ndarray:
-    x = _check_points(points, name)
-    if _is_torch(x):
+    x = check_points(points, name)
+    if is_torch(x):
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=np.float64)
 
@@ -125,7 +125,7 @@ def h1_point_cloud(points: Any, *, p_metric: float = 2) -> H1Diagram:
             f"points must be one cloud of shape (n_points, n_dims); got shape {x.shape}. "
             "Use h1_point_cloud_batch for (n_clouds, n_points, n_dims)"
         )
-    return _h1_one(x, _check_p_metric(p_metric))
+    return _h1_one(x, check_p_metric(p_metric))
 
 
 def _h1_many(clouds: Sequence[np.ndarray], p_metric: float) -> list[H1Diagram]:
@@ -153,10 +153,8 @@ def h1_point_cloud_batch(
     list of H1Diagram
         One per cloud, in input order.
     """
-    p_metric = _check_p_metric(p_metric)
-    V.check_scalar(n_jobs, "n_jobs", numbers.Integral)
-    if n_jobs == 0 or n_jobs < -1:
-        raise V.TopodataInputError(f"n_jobs must be a positive number of processes or -1; got {n_jobs}")
+    p_metric = check_p_metric(p_metric)
+    n_jobs = V.check_n_jobs(n_jobs)
     if isinstance(points, (list, tuple)):
         clouds = [_as_numpy_cloud(c, f"points[{i}]") for i, c in enumerate(points)]
         if any(c.ndim != 2 for c in clouds):

@@ -3,14 +3,14 @@
 All vertices of a Vietoris–Rips filtration (or of a network layer's graph) are born at the same
 value, so the finite 0-dimensional pairs are exactly the edges of a minimum (or maximum) spanning
 tree: one union-find over the edges sorted by filtration value (Kruskal) and Prim's algorithm pick
-the same tree, hence the same diagram (DESIGN.md §6).
+the same tree, hence the same diagram (docs/weights.md#persistence-core).
 
 Why this is hand-written: scipy, networkx and friends compute one spanning tree of one graph per
 call. TopoPrune needs the trees of ~60,000 neighbourhoods of 33 points at once, on the GPU when
 there is one, with gradients flowing to the edge weights. No library offers a batched or a
 differentiable spanning tree, so :func:`mst_dense` runs Prim's algorithm on dense weight matrices
 as ``n - 1`` vectorised steps over the whole batch. The same code runs on numpy arrays and on torch
-tensors through the tiny array-namespace shim :class:`_Namespace`; it is the only spanning-tree
+tensors through the tiny array-namespace shim ``ArrayNamespace``; it is the only spanning-tree
 implementation of the project (:func:`spanning_tree_pairs` calls it on a dense matrix).
 """
 
@@ -22,127 +22,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import _validation as V
+from ._common import ArrayNamespace, as_weight_array, check_p_metric, check_points
 
 __all__ = ["mst_dense", "h0_point_cloud", "spanning_tree_pairs", "H0Diagram"]
 
 
-# ----------------------------------------------------------------------------- array shim
-def _is_torch(x: Any) -> bool:
-    """True for a ``torch.Tensor`` without importing torch when the caller never did."""
-    return type(x).__module__.startswith("torch")
-
-
-class _Namespace:
-    """The handful of array functions whose numpy and torch spellings differ.
-
-    Everything else the algorithms use (fancy indexing, boolean assignment, arithmetic,
-    comparisons) is spelt the same by both libraries.
-    """
-
-    def __init__(self, like: Any):
-        self.torch = _is_torch(like)
-        if self.torch:
-            import torch
-
-            self._t = torch
-            self.device = like.device
-
-    def arange(self, n: int):
-        if self.torch:
-            return self._t.arange(n, device=self.device)
-        return np.arange(n)
-
-    def zeros(self, shape: tuple[int, ...], dtype: str):
-        if self.torch:
-            tdt = {"bool": self._t.bool, "int64": self._t.int64}[dtype]
-            return self._t.zeros(shape, dtype=tdt, device=self.device)
-        return np.zeros(shape, dtype=dtype)
-
-    def zeros_float(self, shape: tuple[int, ...], like: Any):
-        if self.torch:
-            return like.new_zeros(shape)
-        return np.zeros(shape, dtype=like.dtype)
-
-    def where(self, cond, a, b):
-        return self._t.where(cond, a, b) if self.torch else np.where(cond, a, b)
-
-    def minimum(self, a, b):
-        return self._t.minimum(a, b) if self.torch else np.minimum(a, b)
-
-    def maximum(self, a, b):
-        return self._t.maximum(a, b) if self.torch else np.maximum(a, b)
-
-    def argmin(self, x, axis: int):
-        # Both return the *first* minimal index, which makes ties deterministic.
-        if self.torch:
-            return self._t.argmin(x, dim=axis)
-        return np.argmin(x, axis=axis)
-
-    def stable_argsort(self, x, axis: int):
-        if self.torch:
-            return self._t.sort(x, dim=axis, stable=True).indices
-        return np.argsort(x, axis=axis, kind="stable")
-
-    def take_along(self, x, idx, axis: int):
-        if self.torch:
-            return self._t.gather(x, axis, idx)
-        return np.take_along_axis(x, idx, axis=axis)
-
-    def stack(self, xs, axis: int):
-        return self._t.stack(xs, dim=axis) if self.torch else np.stack(xs, axis=axis)
-
-    def concat(self, xs):
-        if len(xs) == 1:
-            return xs[0]
-        return self._t.cat(xs) if self.torch else np.concatenate(xs)
-
-    def subtract(self, a, b, out):
-        return self._t.sub(a, b, out=out) if self.torch else np.subtract(a, b, out=out)
-
-    def coordinate_slabs(self, x):
-        """(B, n, d) → contiguous (d, B, n): one slab per coordinate."""
-        if self.torch:
-            return x.permute(2, 0, 1).contiguous()
-        return np.ascontiguousarray(np.moveaxis(x, 2, 0))
-
-    def finfo_max(self, x) -> float:
-        return float(self._t.finfo(x.dtype).max if self.torch else np.finfo(x.dtype).max)
-
-    def copy(self, x):
-        return x.clone() if self.torch else x.copy()
-
-    def detach(self, x):
-        return x.detach() if self.torch else x
-
-    def norm(self, x, p: float, axis: int):
-        if self.torch:
-            return self._t.linalg.vector_norm(x, ord=p, dim=axis)
-        return np.linalg.norm(x, ord=p, axis=axis)
-
-    def isnan_any(self, x) -> bool:
-        return bool(self._t.isnan(x).any()) if self.torch else bool(np.isnan(x).any())
-
-
 # ----------------------------------------------------------------------------- validation
-def _as_weight_array(D: Any, name: str):
-    """numpy/torch input → floating array of the same library; lists become float64 numpy."""
-    if _is_torch(D):
-        if not (D.is_floating_point()):
-            D = D.double()
-        return D
-    try:
-        arr = np.asarray(D)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a numeric array or torch.Tensor; got {type(D).__name__} ({exc})") from None
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must be a numeric array; got dtype {arr.dtype}")
-    if arr.dtype.kind != "f":
-        arr = arr.astype(np.float64)
-    return arr
-
-
 def _check_weight_matrix(D: Any, *, check_symmetric: bool) -> Any:
-    D = _as_weight_array(D, "D")
+    D = as_weight_array(D, "D")
     if D.ndim not in (2, 3):
         raise V.TopodataInputError(
             f"D must be a weight matrix of shape (n, n) or a batch of shape (B, n, n); got shape "
@@ -155,7 +42,7 @@ def _check_weight_matrix(D: Any, *, check_symmetric: bool) -> Any:
         )
     if D.shape[-1] < 1:
         raise V.TopodataInputError(f"D must have at least one vertex; got shape {tuple(D.shape)}")
-    xp = _Namespace(D)
+    xp = ArrayNamespace(D)
     if xp.isnan_any(D):
         raise V.TopodataInputError("D contains NaN; use +inf for 'no edge' and clean NaN weights first")
     if check_symmetric:
@@ -172,7 +59,7 @@ def _check_weight_matrix(D: Any, *, check_symmetric: bool) -> Any:
 
 
 # ----------------------------------------------------------------------------- the core
-def _prim(D, xp: _Namespace):
+def _prim(D, xp: ArrayNamespace):
     """Prim's algorithm on a batch of dense matrices; returns tree edges in insertion order.
 
     ``D`` has shape (B, n, n), carries no gradient and is only read. Each of the ``n - 1`` steps
@@ -210,7 +97,7 @@ def _prim(D, xp: _Namespace):
     return xp.stack(tree_u, 1), xp.stack(tree_v, 1)
 
 
-def _mst_batched(D, xp: _Namespace):
+def _mst_batched(D, xp: ArrayNamespace):
     """Sorted spanning-tree edges and their weights for a (B, n, n) batch (no checks)."""
     B, n, _ = D.shape
     if n == 1:
@@ -267,7 +154,7 @@ def mst_dense(D: Any, *, return_weights: bool = True, check_symmetric: bool = Tr
     ([[0, 1], [1, 2]], [1.0, 2.0])
     """
     D = _check_weight_matrix(D, check_symmetric=check_symmetric)
-    xp = _Namespace(D)
+    xp = ArrayNamespace(D)
     single = D.ndim == 2
     edges, weights = _mst_batched(D[None] if single else D, xp)
     if single:
@@ -287,33 +174,7 @@ class H0Diagram(NamedTuple):
     edges: Any
 
 
-def _check_p_metric(p_metric: Any) -> float:
-    if isinstance(p_metric, bool) or not isinstance(p_metric, numbers.Real):
-        raise TypeError(f"p_metric must be a number >= 1 or inf; got {p_metric!r}")
-    p_metric = float(p_metric)
-    if not p_metric >= 1:
-        raise V.TopodataInputError(f"p_metric must be >= 1 (a Minkowski metric) or inf; got {p_metric}")
-    return p_metric
-
-
-def _check_points(points: Any, name: str = "points"):
-    """(n, d) or (B, n, d) finite floating points, numpy or torch, at least one point."""
-    x = _as_weight_array(points, name)
-    if x.ndim not in (2, 3):
-        raise V.TopodataInputError(
-            f"{name} must have shape (n_points, n_dims) or (n_clouds, n_points, n_dims); got shape "
-            f"{tuple(x.shape)}. Reshape a single 1-D cloud with x.reshape(-1, 1)"
-        )
-    if x.shape[-2] < 1:
-        raise V.TopodataInputError(f"{name} must hold at least one point; got shape {tuple(x.shape)}")
-    xp = _Namespace(x)
-    finite = bool(xp._t.isfinite(x).all()) if xp.torch else bool(np.isfinite(x).all())
-    if not finite:
-        raise V.TopodataInputError(f"{name} contains NaN or inf; clean or impute them first")
-    return x
-
-
-def _distance_key(x, p_metric: float, xp: _Namespace):
+def _distance_key(x, p_metric: float, xp: ArrayNamespace):
     """A (B, n, n) matrix *monotone in* the Minkowski distance, built exactly (no matmul trick).
 
     ``sum |x_i - x_j|^p`` orders edges exactly as the distance does, so Prim's algorithm needs no
@@ -339,7 +200,7 @@ def _distance_key(x, p_metric: float, xp: _Namespace):
     return key
 
 
-def _h0_chunk(x, p_metric: float, xp: _Namespace):
+def _h0_chunk(x, p_metric: float, xp: ArrayNamespace):
     key = _distance_key(x, p_metric, xp)
     edges, _ = _mst_batched(key, xp)
     B = x.shape[0]
@@ -383,11 +244,11 @@ def h0_point_cloud(points: Any, *, p_metric: float = 2, batch_size: int | None =
     >>> h0.deaths.tolist(), h0.edges.tolist()
     ([1.0, 2.0], [[0, 1], [1, 2]])
     """
-    x = _check_points(points)
-    p_metric = _check_p_metric(p_metric)
+    x = check_points(points)
+    p_metric = check_p_metric(p_metric)
     if batch_size is not None:
         V.check_scalar(batch_size, "batch_size", numbers.Integral, min_val=1)
-    xp = _Namespace(x)
+    xp = ArrayNamespace(x)
     single = x.ndim == 2
     if single:
         x = x[None]
@@ -471,7 +332,7 @@ def spanning_tree_pairs(
     M = np.full((n, n), np.finfo(np.float64).max)
     M[lo, hi] = key
     M[hi, lo] = key
-    edges, _ = _mst_batched(M[None], _Namespace(M))  # M is symmetric and finite by construction
+    edges, _ = _mst_batched(M[None], ArrayNamespace(M))  # M is symmetric and finite by construction
     at = edge_at[edges[0, :, 0], edges[0, :, 1]]
     edge_ids = ids[at[at >= 0]]
     pairs = np.empty((edge_ids.size, 2))

@@ -1,19 +1,18 @@
 """Scalar summaries of persistence diagrams, vectorised over a batch of diagrams.
 
-They are the cheap ablations of the TopoPrune score (DESIGN.md §5.4): one number per
+They are the cheap ablations of the TopoPrune score (docs/algorithms.md#diagram-summaries): one number per
 neighbourhood instead of a gradient flow.
 """
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Sequence
 
 import numpy as np
 
 from .. import _validation as V
 from .rips_h1 import H1Diagram
-from .spanning_tree import _is_torch
+from ._common import is_torch
 
 __all__ = ["diagram_summaries"]
 
@@ -62,8 +61,8 @@ def diagram_summaries(
     >>> s["total_persistence_h0"].tolist(), s["persistence_entropy_h0"].round(4).tolist()
     ([2.0, 4.0], [0.6931, 0.5623])
     """
-    V.check_scalar(p, "p", numbers.Real, min_val=0, include_min=False)
-    if _is_torch(deaths_h0):
+    p = V.check_exponent(p, min_val=0, include_min=False, allow_inf=False)
+    if is_torch(deaths_h0):
         deaths_h0 = deaths_h0.detach().cpu().numpy()
     d = np.asarray(deaths_h0, dtype=np.float64)
     if d.ndim not in (1, 2):

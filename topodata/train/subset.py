@@ -4,7 +4,7 @@ The protocol is the one the coreset literature uses to compare pruning methods f
 number of optimiser steps*, independent of the subset size (so a 10% subset is revisited ten
 times as often as the full set, rather than getting ten times less compute), SGD with Nesterov
 momentum under a one-cycle schedule, the dataset's standard augmentation, a seeded initialisation
-and a seeded data order. It is one call of :func:`topodata.train.fit` with ``indices=``, so the
+and a seeded data order. It is one call of :func:`topodata.nn.fit` with ``indices=``, so the
 kept samples are drawn straight from the full training array (no copy) and the index space stays
 the one ``topodata select`` writes.
 """
@@ -12,12 +12,16 @@ the one ``topodata select`` writes.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import numpy as np
 
 from .. import _validation as V
+from ..data import load_dataset
 from ..select import load_indices  # the index contract lives with select
+
+# torch, the model zoo and scikit-learn are imported on use (start-up time of the CLI).
 
 __all__ = ["train_on_subset", "probe_on_subset", "load_indices", "DEFAULT_STEPS"]
 
@@ -100,8 +104,7 @@ def train_on_subset(
     """
     import torch
 
-    from ..embed.models import MODELS, build_model
-    from . import evaluate, fit
+    from ..nn import MODELS, build_model, evaluate, fit
 
     if isinstance(model, str):
         V.check_options(model, "model", tuple(MODELS))
@@ -189,8 +192,6 @@ def probe_on_subset(
         ``accuracy``, ``loss`` (test log-loss), ``steps`` (lbfgs iterations), ``seconds``,
         ``n_train``, ``model`` (``"probe"``).
     """
-    import warnings
-
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss
@@ -226,8 +227,6 @@ def probe_on_subset(
 
 def _as_dataset(dataset: Any):
     if isinstance(dataset, str):
-        from ..data import load_dataset
-
         return load_dataset(dataset)
     needed = ("x_train", "y_train", "x_test", "y_test", "n_classes", "input_shape")
     missing = [a for a in needed if not hasattr(dataset, a)]

@@ -1,4 +1,4 @@
-"""The weight side: neural persistence, critical compression, IMP and T-IMP (DESIGN.md §6).
+"""The weight side: neural persistence, critical compression, IMP and T-IMP (docs/weights.md).
 
 - :mod:`.graphs`: a layer as a weighted bipartite graph (how convolutions are read) and its
   maximum spanning tree, from the persistence core :mod:`topodata.topology`;
@@ -14,6 +14,7 @@
 from .checkpoint import checkpoint_bytes, load_checkpoint
 from .compression import (
     ARCHITECTURES,
+    READINGS,
     CompressionTable,
     LayerShape,
     architecture_shapes,
@@ -26,8 +27,18 @@ from .compression import (
     top_weight_tree_overlap,
     tree_overlap_lower_bound,
 )
-from .graphs import CONV_GRAPHS, LayerGraph, layer_graph, maximum_spanning_tree, model_graphs, prunable_layers
-from .persistence import LayerPersistence, NPResult, layer_persistence, neural_persistence
+from .graphs import (
+    CONV_GRAPHS,
+    LayerGraph,
+    layer_graph,
+    maximum_spanning_tree,
+    model_graphs,
+    model_trees,
+    prunable_layers,
+    tree_overlap,
+    tree_weight_index,
+)
+from .persistence import LayerPersistence, NPResult, graphs_persistence, layer_persistence, neural_persistence
 from .pruning import (
     PruningRun,
     WeightSnapshot,
@@ -42,9 +53,10 @@ from .pruning import (
 )
 
 __all__ = [
-    "neural_persistence", "NPResult", "LayerPersistence", "layer_persistence",
+    "neural_persistence", "graphs_persistence", "NPResult", "LayerPersistence", "layer_persistence",
     "LayerGraph", "layer_graph", "model_graphs", "maximum_spanning_tree", "prunable_layers", "CONV_GRAPHS",
-    "critical_compression", "CompressionTable", "LayerShape", "ARCHITECTURES", "architecture_shapes",
+    "tree_weight_index", "model_trees", "tree_overlap",
+    "critical_compression", "CompressionTable", "LayerShape", "ARCHITECTURES", "READINGS", "architecture_shapes",
     "model_shapes", "critical_ratio_dense", "critical_ratio_conv", "critical_ratio_recurrent",
     "spanning_tree_retention", "top_weight_tree_overlap", "tree_overlap_lower_bound",
     "iterative_pruning", "PruningRun", "sparsity_schedule", "pruning_masks", "spanning_tree_weights",

@@ -1,7 +1,7 @@
 """Checkpoints of (possibly pruned) models for ``topodata np`` and ``topodata timp``.
 
 A topodata checkpoint is a ``torch.save`` of a dict with ``format``, ``model`` (a
-``topodata.embed.build_model`` name), ``input_shape``, ``n_classes`` and ``state_dict``. A plain
+``topodata.nn.build_model`` name), ``input_shape``, ``n_classes`` and ``state_dict``. A plain
 state dict works too when the model name and shapes are given. State dicts of models pruned with
 ``torch.nn.utils.prune`` (``weight_orig`` + ``weight_mask``) load into a model with the same masks.
 Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only, no code.
@@ -14,6 +14,8 @@ import os
 from typing import Any, Sequence
 
 from .. import _validation as V
+
+# torch and the model zoo are imported on use, as everywhere in topodata.weights (start-up time).
 
 __all__ = ["CHECKPOINT_FORMAT", "checkpoint_bytes", "load_checkpoint"]
 
@@ -64,7 +66,7 @@ def load_checkpoint(
     import torch
     from torch.nn.utils import prune
 
-    from ..embed import build_model
+    from ..nn.models import build_model
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {os.fspath(path)!r} does not exist")

@@ -1,22 +1,31 @@
-"""Topologically critical compression (Balwani & Krzyston 2022; DESIGN.md §6).
+"""Topologically critical compression (Balwani & Krzyston 2022).
 
 A layer graph keeps its zeroth-order topology (one connected component, the same H0 diagram) as
 long as its maximum spanning tree survives, so ``eta_tau = |W| / |MST(G)|`` is the largest
 compression that *can* keep it. Everything here is computed from layer shapes alone, except
 :func:`spanning_tree_retention` and :func:`top_weight_tree_overlap`, which look at real weights.
+``|W|`` of a dense layer with m inputs and n outputs is ``m * n`` (``|MST| = m + n - 1``); of a
+recurrent layer with ``l`` units ``l**2`` (``|MST| = 2l - 1``). A set of layers has
+``eta = sum |W| / sum |MST|``.
 
-How the convolution formula is read
------------------------------------
-The paper gives ``eta_tau = n * f1 * f2 / (m + n - 1)`` for a convolution with an ``f1 x f2``
-kernel, ``m`` and ``n`` "the input and output sizes of the spatial activations". We read the graph
-as the unrolled (Toeplitz) one: ``m = C_in * H_in * W_in`` and ``n = C_out * H_out * W_out`` are the
-numbers of input and output activations (its vertices, so ``|MST| = m + n - 1``), and every output
-activation is joined to the ``C_in * f1 * f2`` inputs under its kernel, so
-``|W| = n * C_in * f1 * f2`` edges (shared weights counted once per use; taps on zero padding
-counted too, as in the paper's closed form). For ``C_in = 1`` this is the paper's formula verbatim;
-for ``C_in > 1`` the kernel of one output unit simply has ``C_in * f1 * f2`` taps.
-``|W|`` of a dense layer is ``m * n`` and of a recurrent layer with ``l`` units ``l**2``
-(``|MST| = 2l - 1``). A set of layers has ``eta = sum |W| / sum |MST|``.
+Two readings of the convolution formula
+---------------------------------------
+The paper gives ``eta_tau = n * f1 * f2 / (m + n - 1)`` for an ``f1 x f2`` kernel, ``m`` and ``n``
+"the input and output sizes of the spatial activations".
+
+``reading="paper"`` (default)
+    The graph of one (input channel, output channel) pair: ``n = H' * W'`` output positions, each
+    joined to the ``f1 * f2`` taps of its window, over ``m = (H' + 2p) * (W' + 2p)`` input positions
+    (the zero-padded map the windows slide over, at the output's resolution), so
+    ``|W| = n * f1 * f2`` and ``|MST| = m + n - 1``. A group of conv layers sums one such graph per
+    layer. 1x1 convolutions (projection shortcuts) are listed but left out of the group totals:
+    the kernel-window formula does not describe them, and the paper's ResNet totals hold only
+    without them. This reading reproduces every ResNet entry of the paper's Table 1 and its
+    64x64 VGG-11 entries; ``scripts/report_table1.py`` compares all of them.
+``reading="unrolled"``
+    The whole unrolled (Toeplitz) graph: ``m = C_in * H * W`` and ``n = C_out * H' * W'``
+    activations, each output joined to the ``C_in * f1 * f2`` inputs under its kernel, so
+    ``|W| = n * C_in * f1 * f2`` (a shared weight counted once per use; taps on padding too).
 """
 
 from __future__ import annotations
@@ -29,10 +38,22 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import _validation as V
-from .graphs import CONV_GRAPHS, conv_spatial_sizes, maximum_spanning_tree, model_graphs, prunable_layers
+from .graphs import (
+    CONV_GRAPHS,
+    conv_spatial_sizes,
+    maximum_spanning_tree,
+    model_graphs,
+    model_trees,
+    prunable_layers,
+    tree_overlap,
+)
+
+# torch is imported inside the functions that take a model: the shape-only path
+# (`topodata np --critical --arch`) then starts without it.
 
 __all__ = [
     "ARCHITECTURES",
+    "READINGS",
     "LayerShape",
     "CompressionTable",
     "critical_ratio_dense",
@@ -47,6 +68,7 @@ __all__ = [
 ]
 
 ARCHITECTURES = ("vgg11", "resnet20", "resnet18", "lenet300100")
+READINGS = ("paper", "unrolled")
 
 
 def _check_count(value: Any, name: str) -> int:
@@ -67,8 +89,12 @@ def critical_ratio_dense(m: int, n: int) -> float:
 def critical_ratio_conv(m: int, n: int, f1: int, f2: int, *, in_channels: int = 1) -> float:
     """``eta_tau = n * in_channels * f1 * f2 / (m + n - 1)`` (see the module docstring).
 
-    ``m``, ``n``: input and output activations (``C * H * W``); ``in_channels = 1`` gives the
-    paper's ``n * f1 * f2 / (m + n - 1)``.
+    ``in_channels = 1`` is the paper's ``n * f1 * f2 / (m + n - 1)`` with ``m``, ``n`` the input
+    and output positions of one channel pair; the unrolled reading passes ``m``, ``n`` as
+    activations (``C * H * W``) and the layer's ``in_channels``.
+
+    >>> round(critical_ratio_conv(34 * 34, 32 * 32, 3, 3), 4)  # first VGG-11 layer on CIFAR
+    4.2295
     """
     m, n = _check_count(m, "m"), _check_count(n, "n")
     f1, f2, c = _check_count(f1, "f1"), _check_count(f2, "f2"), _check_count(in_channels, "in_channels")
@@ -86,8 +112,10 @@ class LayerShape:
     """Shape of one layer, enough for its critical compression ratio.
 
     ``kind`` is ``'dense'`` (``in_channels`` = m inputs, ``out_channels`` = n outputs),
-    ``'conv'`` (channels, kernel and the spatial sizes of its input and output activations) or
-    ``'recurrent'`` (``in_channels = out_channels`` = hidden units).
+    ``'conv'`` (channels, kernel, the spatial sizes of its input and output activations and its
+    zero padding per side) or ``'recurrent'`` (``in_channels = out_channels`` = hidden units).
+    ``m``, ``n``, ``n_edges``, ``n_tree`` and ``eta`` are those of the unrolled graph;
+    :meth:`edges`, :meth:`tree` and :meth:`ratio` take the reading.
     """
 
     name: str
@@ -97,6 +125,7 @@ class LayerShape:
     kernel: tuple[int, ...] = ()
     in_size: tuple[int, ...] = ()
     out_size: tuple[int, ...] = ()
+    padding: tuple[int, ...] = ()
 
     @property
     def m(self) -> int:
@@ -140,6 +169,36 @@ class LayerShape:
             return critical_ratio_recurrent(self.m)
         return critical_ratio_dense(self.m, self.n)
 
+    @property
+    def pair_sizes(self) -> tuple[int, int]:
+        """``(m, n)`` of one channel pair's graph (the paper's reading): padded and plain output map."""
+        pad = self.padding or (0,) * len(self.out_size)
+        return math.prod(o + 2 * p for o, p in zip(self.out_size, pad)), math.prod(self.out_size)
+
+    @property
+    def pointwise(self) -> bool:
+        """A 1x1 convolution (left out of the paper reading's group totals)."""
+        return self.kind == "conv" and math.prod(self.kernel) == 1
+
+    def edges(self, reading: str = "paper") -> int:
+        """``|W|`` under ``reading`` (conv layers differ; see the module docstring)."""
+        if self.kind == "conv" and reading == "paper":
+            return self.pair_sizes[1] * math.prod(self.kernel)
+        return self.n_edges
+
+    def tree(self, reading: str = "paper") -> int:
+        """``|MST|`` under ``reading``."""
+        if self.kind == "conv" and reading == "paper":
+            m, n = self.pair_sizes
+            return m + n - 1
+        return self.n_tree
+
+    def ratio(self, reading: str = "paper") -> float:
+        """``eta_tau = edges / tree`` of this layer under ``reading``."""
+        if self.kind == "conv" and reading == "paper":
+            return critical_ratio_conv(*self.pair_sizes, *_two(self.kernel))
+        return self.eta
+
     def describe(self) -> str:
         if self.kind == "conv":
             k = "x".join(map(str, self.kernel))
@@ -171,7 +230,7 @@ class _ShapeBuilder:
         c_in = self.c if c_in is None else c_in
         hw = self.hw if hw is None else hw
         out = (_conv_out(hw[0], k, s, p), _conv_out(hw[1], k, s, p))
-        self.layers.append(LayerShape(name, "conv", c_in, c_out, (k, k), hw, out))
+        self.layers.append(LayerShape(name, "conv", c_in, c_out, (k, k), hw, out, (p, p)))
         self.c, self.hw = c_out, out
         return out
 
@@ -182,10 +241,16 @@ class _ShapeBuilder:
         self.layers.append(LayerShape(name, "dense", n_in, n_out))
 
 
+VGG11_HIDDEN = {32: (), 64: (1024, 1024)}  # input side -> hidden widths of the classifier
+
+
 def _vgg11(b: _ShapeBuilder, n_classes: int) -> None:
-    # CIFAR VGG-11 (as in kuangliu/pytorch-cifar): 8 3x3 convs, 5 max-pools, one linear layer on
-    # the flattened last feature map (512 inputs at 32x32, 2048 at 64x64).
+    # 8 3x3 convs and 5 max-pools, then a classifier on the flattened last map (512 inputs at 32x32,
+    # 2048 at 64x64). Its hidden layers follow the paper's Table 1: none on CIFAR (dense entry
+    # 512*10/521 = 9.8273), two of 1024 at 64x64 (Tiny-ImageNet dense entry 528.3911 is exactly
+    # 2048-1024-1024-200); other sizes use the nearest of the two.
     plan = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
+    side = min(b.hw)
     i = 0
     for v in plan:
         if v == "M":
@@ -193,7 +258,10 @@ def _vgg11(b: _ShapeBuilder, n_classes: int) -> None:
         else:
             b.conv(f"features.{i}", int(v))
             i += 1
-    b.dense("classifier", b.c * b.hw[0] * b.hw[1], n_classes)
+    widths = [b.c * b.hw[0] * b.hw[1], *VGG11_HIDDEN[32 if side < 48 else 64], n_classes]
+    names = ["classifier"] if len(widths) == 2 else [f"classifier.{j}" for j in range(len(widths) - 1)]
+    for name, n_in, n_out in zip(names, widths, widths[1:]):
+        b.dense(name, n_in, n_out)
 
 
 def _resnet(b: _ShapeBuilder, n_classes: int, widths: Sequence[int], blocks: int, shortcut_conv: bool) -> None:
@@ -215,7 +283,8 @@ def architecture_shapes(arch: str, *, input_shape: Sequence[int], n_classes: int
     Parameters
     ----------
     arch : {'vgg11', 'resnet20', 'resnet18', 'lenet300100'}
-        ``vgg11``: CIFAR VGG-11 (8 convs, 5 pools, one linear layer on the flattened map).
+        ``vgg11``: VGG-11 (8 convs, 5 pools, a classifier on the flattened map: one linear layer
+        below 48x48 inputs, 2048-1024-1024-classes at 64x64, as in the paper's Table 1).
         ``resnet20``: He et al.'s CIFAR ResNet-20 (16/32/64 channels, 3 blocks per stage,
         parameter-free "option A" shortcuts). ``resnet18``: the CIFAR-style ResNet-18 (3x3 stem,
         no max-pool, 1x1 conv shortcuts). ``lenet300100``: 784-300-100-classes MLP (on the
@@ -277,14 +346,23 @@ def model_shapes(model: Any, input_shape: Sequence[int]) -> list[LayerShape]:
         else:
             in_size, out_size = seen[name]
             out.append(LayerShape(name, "conv", m.in_channels, m.out_channels, tuple(m.kernel_size),
-                                  in_size, out_size))
+                                  in_size, out_size, _padding(m)))
     return out
+
+
+def _padding(module: Any) -> tuple[int, ...]:
+    """Zero padding per side of a conv module (``'same'`` = half the dilated kernel, ``'valid'`` = 0)."""
+    if module.padding == "valid":
+        return (0,) * len(module.kernel_size)
+    if module.padding == "same":
+        return tuple(d * (k - 1) // 2 for k, d in zip(module.kernel_size, module.dilation))
+    return tuple(int(p) for p in module.padding)
 
 
 # ----------------------------------------------------------------------------- the table
 @dataclass
 class CompressionTable:
-    """Critical compression per layer and per group of layers.
+    """Critical compression per layer and per group of layers, under one reading of conv layers.
 
     ``retention`` (optional) maps layer name -> fraction of that layer's spanning-tree edges that
     a pruning mask keeps (:func:`spanning_tree_retention`).
@@ -293,26 +371,34 @@ class CompressionTable:
     title: str
     layers: list[LayerShape]
     retention: dict[str, float] | None = None
+    reading: str = "paper"
+
+    def _counted(self, s: LayerShape) -> bool:
+        return not (self.reading == "paper" and s.pointwise)
 
     def groups(self) -> dict[str, float]:
         """``eta`` of all conv layers, all dense layers and the whole network (sum |W| / sum |MST|)."""
         out = {}
         for label, keep in (("conv", ("conv",)), ("dense", ("dense",)), ("network", ("conv", "dense", "recurrent"))):
-            sel = [s for s in self.layers if s.kind in keep]
+            sel = [s for s in self.layers if s.kind in keep and self._counted(s)]
             if sel:
-                out[label] = sum(s.n_edges for s in sel) / sum(s.n_tree for s in sel)
+                out[label] = sum(s.edges(self.reading) for s in sel) / sum(s.tree(self.reading) for s in sel)
         return out
+
+    def _mn(self, s: LayerShape) -> tuple[int, int]:
+        return s.pair_sizes if (s.kind == "conv" and self.reading == "paper") else (s.m, s.n)
 
     def to_dict(self) -> dict[str, Any]:
         rows = []
         for s in self.layers:
-            row = {"name": s.name, "kind": s.kind, "shape": s.describe(), "m": s.m, "n": s.n,
-                   "params": s.n_params, "edges": s.n_edges, "tree_edges": s.n_tree, "eta": s.eta,
-                   "eta_channel": s.eta_channel}
+            m, n = self._mn(s)
+            row = {"name": s.name, "kind": s.kind, "shape": s.describe(), "m": m, "n": n,
+                   "params": s.n_params, "edges": s.edges(self.reading), "tree_edges": s.tree(self.reading),
+                   "eta": s.ratio(self.reading), "eta_channel": s.eta_channel, "in_groups": self._counted(s)}
             if self.retention is not None and s.name in self.retention:
                 row["tree_kept"] = self.retention[s.name]
             rows.append(row)
-        return {"title": self.title, "layers": rows, "groups": self.groups()}
+        return {"title": self.title, "reading": self.reading, "layers": rows, "groups": self.groups()}
 
     def table(self) -> str:
         w = max(10, *(len(s.name) for s in self.layers))
@@ -321,15 +407,23 @@ class CompressionTable:
                 f"{'|MST|':>8} {'eta_tau':>9} {'eta_ch':>8}" + ("  tree_kept" if ret else ""))
         rows = [self.title, head]
         for s in self.layers:
-            line = (f"{s.name:<{w}}  {s.kind:<5} {s.describe():<22} {s.m:>8} {s.n:>8} {s.n_edges:>11} "
-                    f"{s.n_tree:>8} {s.eta:>9.2f} {s.eta_channel:>8.2f}")
+            m, n = self._mn(s)
+            mark = "" if self._counted(s) else "*"
+            line = (f"{s.name + mark:<{w}}  {s.kind:<5} {s.describe():<22} {m:>8} {n:>8} "
+                    f"{s.edges(self.reading):>11} {s.tree(self.reading):>8} {s.ratio(self.reading):>9.4f} "
+                    f"{s.eta_channel:>8.2f}")
             if ret:
                 kept = self.retention.get(s.name)
                 line += f"  {kept:>9.4f}" if kept is not None else f"  {'-':>9}"
             rows.append(line)
-        rows.append("  ".join(f"eta_tau[{k}] = {v:.2f}" for k, v in self.groups().items()))
-        rows.append("eta_tau: |W| / |MST| of the unrolled layer graph (m = C_in*H*W, n = C_out*H'*W'); "
-                    "eta_ch: weights / (C_in + C_out - 1), the channel graph's tree")
+        rows.append("  ".join(f"eta_tau[{k}] = {v:.4f}" for k, v in self.groups().items()))
+        if self.reading == "paper":
+            rows.append("eta_tau: |W| / |MST| of one channel pair's graph for conv layers (n = H'*W' outputs, "
+                        "m = (H'+2p)*(W'+2p) padded inputs; * = 1x1, not in the totals); eta_ch: weights / "
+                        "(C_in + C_out - 1), the channel graph's tree")
+        else:
+            rows.append("eta_tau: |W| / |MST| of the unrolled layer graph (m = C_in*H*W, n = C_out*H'*W'); "
+                        "eta_ch: weights / (C_in + C_out - 1), the channel graph's tree")
         return "\n".join(rows)
 
 
@@ -340,6 +434,7 @@ def critical_compression(
     n_classes: int | None = None,
     masks: bool = False,
     conv: str = "aggregate",
+    reading: str = "paper",
 ) -> CompressionTable:
     """Critical compression ratio ``eta_tau`` per layer, for conv, dense and the whole network.
 
@@ -356,33 +451,35 @@ def critical_compression(
         (:func:`spanning_tree_retention`; 1.0 for unpruned layers).
     conv : str, default='aggregate'
         Layer graph used for the retention of conv layers.
+    reading : {'paper', 'unrolled'}, default='paper'
+        How a conv layer's ``|W|`` and ``|MST|`` are counted (see the module docstring).
 
     Examples
     --------
     >>> t = critical_compression("lenet300100", input_shape=(1, 28, 28), n_classes=10)
     >>> round(t.groups()["network"], 2)
     167.32
+    >>> t = critical_compression("resnet20", input_shape=(3, 32, 32), n_classes=100)
+    >>> {k: round(v, 4) for k, v in t.groups().items()}  # Table 1 of the paper: 4.1508, 39.2638, 4.4389
+    {'conv': 4.1508, 'dense': 39.2638, 'network': 4.4389}
     """
+    V.check_options(reading, "reading", READINGS)
     if isinstance(arch_or_model, str):
         if n_classes is None:
             raise V.TopodataInputError(f"n_classes is needed for architecture {arch_or_model!r}")
         shapes = architecture_shapes(arch_or_model, input_shape=input_shape, n_classes=n_classes)
         title = f"{arch_or_model} on {'x'.join(map(str, input_shape))} inputs, {n_classes} classes"
-        return CompressionTable(title, shapes)
+        return CompressionTable(title, shapes, reading=reading)
     shapes = model_shapes(arch_or_model, input_shape)
     title = f"{type(arch_or_model).__name__} on {'x'.join(map(str, input_shape))} inputs"
     retention = spanning_tree_retention(arch_or_model, conv=conv) if masks else None
-    return CompressionTable(title, shapes, retention)
+    return CompressionTable(title, shapes, retention, reading)
 
 
 # ----------------------------------------------------------------------------- trees and masks
-def _tree_edge_weights(model: Any, conv: str) -> dict[str, np.ndarray]:
-    """Flat weight index of every maximum-spanning-tree edge of each layer (effective weights)."""
-    return {g.name: g.weight_index[maximum_spanning_tree(g)[1]] for g in model_graphs(model, conv=conv)}
-
-
 def spanning_tree_retention(
-    model: Any, masks: dict[str, Any] | None = None, *, conv: str = "aggregate"
+    model: Any, masks: dict[str, Any] | None = None, *, conv: str = "aggregate",
+    trees: dict[str, np.ndarray] | None = None,
 ) -> dict[str, float]:
     """Fraction of each layer's maximum-spanning-tree edges whose weight a mask keeps.
 
@@ -396,6 +493,11 @@ def spanning_tree_retention(
         below 1 means that the kept graph is disconnected (``1 - (components - 1) / (V - 1)``).
         The IMP driver passes the *next* round's masks with the trained, not yet pruned
         weights, which measures how much of the trained tree a pruning step keeps.
+    conv : str, default='aggregate'
+        Layer graph of convolutions (:mod:`topodata.weights.graphs`).
+    trees : dict of name -> int array, optional
+        The trees' weight indices if already computed (:func:`~topodata.weights.graphs.model_trees`
+        of the same model and ``conv``); computed when not given.
 
     Returns
     -------
@@ -404,7 +506,7 @@ def spanning_tree_retention(
     V.check_options(conv, "conv", CONV_GRAPHS)
     layers = dict(prunable_layers(model))
     out = {}
-    for name, idx in _tree_edge_weights(model, conv).items():
+    for name, idx in (model_trees(model, conv=conv) if trees is None else trees).items():
         if masks is not None and name in masks:
             mask = masks[name]
         else:
@@ -431,7 +533,7 @@ def tree_overlap_lower_bound(m: int, n: int, *, density: float = 1.0) -> float:
 
     Notes
     -----
-    The density variant is implemented as DESIGN.md §6 states it (``m*n - i`` replaced by
+    The density variant is implemented as docs/weights.md#tree-overlap-bound states it (``m*n - i`` replaced by
     ``density*m*n - i``, numerator unchanged). It grows like ``1/density`` and is *not* a valid
     bound at low density: for a 30x30 layer at density 0.2 with i.i.d. uniform weights it gives
     0.928, while the mean overlap over 200 random layers is 0.848 (at density 1 the bound, 0.16
@@ -466,9 +568,4 @@ def top_weight_tree_overlap(model: Any, *, conv: str = "aggregate") -> dict[str,
     ranked by their graph weight (effective ``|w|``, pruned = 0), ties by edge order.
     """
     V.check_options(conv, "conv", CONV_GRAPHS)
-    out = {}
-    for g in model_graphs(model, conv=conv):
-        ids = maximum_spanning_tree(g)[1]
-        top = np.argsort(-g.w, kind="stable")[: ids.size]
-        out[g.name] = float(np.isin(ids, top).mean()) if ids.size else 1.0
-    return out
+    return {g.name: tree_overlap(g, maximum_spanning_tree(g)[1]) for g in model_graphs(model, conv=conv)}

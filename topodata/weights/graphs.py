@@ -23,7 +23,7 @@ How a layer becomes a graph
     Note that under global normalisation the L2 norms (up to ``sqrt(f1*f2)`` times one tap)
     dominate the maximum, so per-layer normalisation is the sensible companion.
 ``conv="toeplitz"`` (``nn.Conv2d`` only, needs the input's spatial size)
-    The unrolled graph of DESIGN.md §6: vertices are the ``C_in*H*W`` input and ``C_out*H'*W'``
+    The unrolled graph (docs/weights.md#layer-graphs): vertices are the ``C_in*H*W`` input and ``C_out*H'*W'``
     output activations, one edge per (output position, kernel tap) that does not fall on padding;
     a shared weight labels many edges. The core builds an ``(n, n)`` dense matrix, so this is for
     small inputs only (≤ ``TOEPLITZ_MAX_VERTICES`` vertices per layer, e.g. 8x8 digits); it is not
@@ -38,6 +38,10 @@ from typing import Any
 import numpy as np
 
 from .. import _validation as V
+from ..topology import spanning_tree_pairs
+
+# torch is imported inside the functions that take a model: the shape-only path
+# (`topodata np --critical --arch`) then starts without it.
 
 __all__ = [
     "CONV_GRAPHS",
@@ -48,6 +52,9 @@ __all__ = [
     "layer_graph",
     "model_graphs",
     "maximum_spanning_tree",
+    "tree_weight_index",
+    "model_trees",
+    "tree_overlap",
 ]
 
 CONV_GRAPHS = ("aggregate", "aggregate-l2", "toeplitz")
@@ -254,7 +261,31 @@ def maximum_spanning_tree(graph: LayerGraph, w: np.ndarray | None = None) -> tup
     Thin wrapper over :func:`topodata.topology.spanning_tree_pairs` with ``maximum=True``: output
     vertices are shifted by ``n_in`` so both sides share one id space.
     """
-    from ..topology import spanning_tree_pairs
-
     return spanning_tree_pairs(graph.src, graph.dst + graph.n_in, graph.w if w is None else w,
                                graph.n_vertices, maximum=True)
+
+
+def tree_weight_index(graph: LayerGraph, tree_ids: np.ndarray | None = None) -> np.ndarray:
+    """Flat indices into ``module.weight`` of the weights on the layer's maximum spanning tree.
+
+    ``tree_ids`` (edge ids from :func:`maximum_spanning_tree`) are computed when not given. This is
+    the one mapping from tree edges to weights, used by T-IMP's masks and by tree retention.
+    """
+    ids = maximum_spanning_tree(graph)[1] if tree_ids is None else tree_ids
+    return graph.weight_index[ids]
+
+
+def model_trees(model: Any, *, conv: str = "aggregate") -> dict[str, np.ndarray]:
+    """:func:`tree_weight_index` of every prunable layer: one graph and one tree per layer."""
+    return {g.name: tree_weight_index(g) for g in model_graphs(model, conv=conv)}
+
+
+def tree_overlap(graph: LayerGraph, tree_ids: np.ndarray) -> float:
+    """Fraction of the tree's edges among the layer's top-alpha edges by weight (alpha = tree size).
+
+    Edges are ranked by ``graph.w``, ties by edge order; 1.0 for an empty tree.
+    """
+    if not tree_ids.size:
+        return 1.0
+    top = np.argsort(-graph.w, kind="stable")[: tree_ids.size]
+    return float(np.isin(tree_ids, top).mean())

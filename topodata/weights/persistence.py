@@ -1,4 +1,4 @@
-"""Neural persistence of a network's layers (Rieck et al., ICLR 2019; DESIGN.md §6).
+"""Neural persistence of a network's layers (Rieck et al., ICLR 2019; docs/weights.md#neural-persistence).
 
 For every ``nn.Linear`` / ``nn.Conv*`` layer the bipartite layer graph of
 :mod:`topodata.weights.graphs` is filtered by *decreasing* normalised weight ``w' = |w| / max|w|``:
@@ -21,17 +21,16 @@ persistence of a pruned layer rises where pruning disconnects units.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .. import _validation as V
-from .graphs import CONV_GRAPHS, LayerGraph, maximum_spanning_tree, model_graphs
+from .graphs import CONV_GRAPHS, LayerGraph, maximum_spanning_tree, model_graphs, tree_weight_index
 
-__all__ = ["NORMALIZATIONS", "LayerPersistence", "NPResult", "neural_persistence", "layer_persistence",
-           "check_p"]
+__all__ = ["NORMALIZATIONS", "LayerPersistence", "NPResult", "neural_persistence", "graphs_persistence",
+           "layer_persistence", "check_p"]
 
 NORMALIZATIONS = ("global", "layer")
 
@@ -56,6 +55,8 @@ class LayerPersistence:
         ``(input unit, output unit)`` of the maximum-spanning-tree edge behind each point.
     weight_index : ndarray of int64, shape (n_pairs,)
         Flat index into the module's ``weight`` of that edge's weight.
+    edge_ids : ndarray of int64, shape (n_pairs,)
+        Position of that edge in the layer graph's edge list.
     """
 
     name: str
@@ -67,6 +68,7 @@ class LayerPersistence:
     diagram: np.ndarray = field(repr=False)
     critical_edges: np.ndarray = field(repr=False)
     weight_index: np.ndarray = field(repr=False)
+    edge_ids: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass
@@ -81,7 +83,7 @@ class NPResult:
     conv : str
         How convolutions became graphs (see :mod:`topodata.weights.graphs`).
     total : float
-        Sum of the layers' ``NP_p`` (DESIGN.md §6).
+        Sum of the layers' ``NP_p``.
     mean_normalized : float
         Mean of the layers' normalised NP: the network-level value of Rieck et al.
     """
@@ -127,10 +129,7 @@ class NPResult:
 
 def check_p(p: Any) -> float:
     """``p`` of the p-norm: a real number >= 1 (``inf`` allowed)."""
-    V.check_scalar(p, "p", numbers.Real, min_val=1)
-    if np.isnan(p):
-        raise V.TopodataInputError("p must be a number >= 1 or inf; got nan")
-    return float(p)
+    return V.check_exponent(p, "p")
 
 
 def _p_norm(x: np.ndarray, p: float) -> float:
@@ -158,7 +157,7 @@ def layer_persistence(graph: LayerGraph, *, p: float = 2.0, scale: float | None 
     bound = (graph.n_vertices - 1) ** (0.0 if np.isinf(p) else 1.0 / p)
     edges = np.stack([graph.src[ids], graph.dst[ids]], axis=1)
     return LayerPersistence(graph.name, graph.kind, graph.n_in, graph.n_out, value, value / bound,
-                            pairs, edges, graph.weight_index[ids])
+                            pairs, edges, tree_weight_index(graph, ids), ids)
 
 
 def neural_persistence(
@@ -211,10 +210,25 @@ def neural_persistence(
     >>> round(res.layers[0].np ** 2, 4)  # tree weights 1, 0.5, 0.25 -> 0 + 0.25 + 0.5625
     0.8125
     """
-    p = check_p(p)
+    p = check_p(p)  # options first, before the graphs are built
     V.check_options(normalization, "normalization", NORMALIZATIONS)
     V.check_options(conv, "conv", CONV_GRAPHS)
     graphs = model_graphs(model, conv=conv, input_shape=input_shape)
+    return graphs_persistence(graphs, p=p, normalization=normalization, conv=conv)
+
+
+def graphs_persistence(
+    graphs: list[LayerGraph], *, p: float = 2.0, normalization: str = "global", conv: str = "aggregate"
+) -> NPResult:
+    """:func:`neural_persistence` of layer graphs already built (one tree per graph).
+
+    ``conv`` only labels the result. The IMP driver uses it to get NP and the tree overlap of one
+    weight state from one set of graphs and trees.
+    """
+    p = check_p(p)
+    V.check_options(normalization, "normalization", NORMALIZATIONS)
+    if not graphs:
+        raise V.TopodataInputError("graphs is empty; pass the LayerGraph of every analysed layer")
     scale = max(float(g.w.max(initial=0.0)) for g in graphs) if normalization == "global" else None
     layers = [layer_persistence(g, p=p, scale=scale) for g in graphs]
     return NPResult(layers, p, normalization, conv)

@@ -22,7 +22,7 @@ Only the ``weight`` of ``nn.Linear`` / ``nn.Conv*`` layers is pruned; biases and
 dense. Masks are applied with ``torch.nn.utils.prune.custom_from_mask``, so a pruned model keeps
 ``weight_orig`` and ``weight_mask`` in its state dict and works with the rest of torch's tools.
 
-Deviation from Frankle et al. 2020: ``topodata.train.fit`` has no "start at step K" option, so
+Deviation from Frankle et al. 2020: ``topodata.nn.fit`` has no "start at step K" option, so
 each retraining runs the full training again from the rewound weights (a new optimiser and a
 fresh learning-rate schedule) instead of the remaining ``T - K`` steps.
 """
@@ -39,9 +39,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import _validation as V
-from .compression import spanning_tree_retention, top_weight_tree_overlap
-from .graphs import CONV_GRAPHS, effective_weight, maximum_spanning_tree, model_graphs, prunable_layers
-from .persistence import NORMALIZATIONS, check_p, neural_persistence
+from .._meta import n_kept
+from .compression import spanning_tree_retention
+from .graphs import CONV_GRAPHS, effective_weight, model_graphs, model_trees, prunable_layers, tree_overlap
+from .persistence import NORMALIZATIONS, check_p, graphs_persistence
+
+# torch, the training loop and matplotlib are imported on use (start-up time of `import topodata.weights`).
 
 __all__ = [
     "MODES",
@@ -60,13 +63,6 @@ __all__ = [
 
 MODES = ("imp", "timp")
 SCOPES = ("global", "layer")
-
-
-def _n_kept(n: int, sparsity: float) -> int:
-    """Kept count at ``sparsity``: ``n - floor(sparsity * n)``, as ``topodata select`` rounds."""
-    from ..select import n_kept
-
-    return n_kept(n, sparsity)
 
 
 def _check_sparsity(value: Any, name: str, *, allow_zero: bool) -> float:
@@ -153,7 +149,7 @@ def pruning_masks(
     out = [torch.zeros(n, dtype=torch.bool) for n in sizes]
     for group in groups:
         s = torch.cat([scores[i] for i in group])
-        k = _n_kept(int(s.numel()), sparsity)
+        k = n_kept(int(s.numel()), sparsity)  # the rounding of ``topodata select``
         n_alive = int(sum(int(alive[i].sum()) for i in group))
         if k > n_alive:
             what = "the network" if scope == "global" else f"layer {group[0]}"
@@ -187,29 +183,36 @@ def _flat_bools(values: Sequence[Any] | None, like: list, name: str, *, default:
     return out
 
 
-def spanning_tree_weights(model: Any, *, conv: str = "aggregate") -> dict[str, Any]:
+def spanning_tree_weights(
+    model: Any, *, conv: str = "aggregate", trees: dict[str, np.ndarray] | None = None
+) -> dict[str, Any]:
     """Boolean mask per prunable layer of the weights on its maximum spanning tree.
 
     The tree is that of the layer graph on the *effective* weights (pruned = 0); for a conv
     layer under ``conv='aggregate'`` each tree edge is the strongest tap of its kernel.
+    ``trees``: the trees' weight indices if already computed (:func:`model_trees`).
     """
     import torch
 
+    trees = model_trees(model, conv=conv) if trees is None else trees
     out = {}
-    for g in model_graphs(model, conv=conv):
-        m = torch.zeros(math.prod(g.weight_shape), dtype=torch.bool)
-        m[torch.from_numpy(g.weight_index[maximum_spanning_tree(g)[1]])] = True
-        out[g.name] = m.reshape(g.weight_shape)
+    for name, module in prunable_layers(model):
+        shape = module.weight_orig.shape if hasattr(module, "weight_orig") else module.weight.shape
+        m = torch.zeros(math.prod(shape), dtype=torch.bool)
+        m[torch.from_numpy(trees[name])] = True
+        out[name] = m.reshape(shape)
     return out
 
 
 def next_masks(
-    model: Any, *, sparsity: float, mode: str = "imp", scope: str = "global", conv: str = "aggregate"
+    model: Any, *, sparsity: float, mode: str = "imp", scope: str = "global", conv: str = "aggregate",
+    trees: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """The masks one IMP / T-IMP step would install, computed from the current effective weights.
 
     See :func:`pruning_masks`; with ``mode='timp'`` the weights of each layer's maximum spanning
-    tree (:func:`spanning_tree_weights`) are kept first. The model is not changed.
+    tree (:func:`spanning_tree_weights`; from ``trees`` when given) are kept first. The model is
+    not changed.
 
     Returns
     -------
@@ -226,7 +229,7 @@ def next_masks(
         torch.ones_like(w, dtype=torch.bool) if m is None else m for w, m in zip(weights, masks)]
     keep = None
     if mode == "timp":
-        tree = spanning_tree_weights(model, conv=conv)
+        tree = spanning_tree_weights(model, conv=conv, trees=trees)
         keep = [tree[n] for n, _ in layers]
     new = pruning_masks(weights, sparsity=sparsity, masks=current, keep=keep, scope=scope)
     return {n: m for (n, _), m in zip(layers, new)}
@@ -364,16 +367,19 @@ def _fmt(v: Any) -> str:
 
 
 def _record(model, *, round_, target, x_test, y_test, p, normalization, conv, retention, device,
-            seconds) -> dict[str, Any]:
-    from ..train import evaluate
+            seconds) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """One round's row, and the trees' weight indices of the trained weights (the next round's)."""
+    from ..nn.loop import evaluate
 
     layers = prunable_layers(model)
     n_w = sum(int(m.weight.numel()) for _, m in layers)
     kept = {n: int(m.weight_mask.sum()) if hasattr(m, "weight_mask") else int(m.weight.numel())
             for n, m in layers}
     ev = evaluate(model, x_test, y_test, device=device)
-    res = neural_persistence(model, p=p, normalization=normalization, conv=conv)
-    overlap = top_weight_tree_overlap(model, conv=conv)
+    # One set of graphs and trees for this weight state serves NP and the overlap.
+    graphs = model_graphs(model, conv=conv)
+    res = graphs_persistence(graphs, p=p, normalization=normalization, conv=conv)
+    overlap = {g.name: tree_overlap(g, layer.edge_ids) for g, layer in zip(graphs, res.layers)}
     tree_sizes = {layer.name: len(layer.weight_index) for layer in res.layers}
     row = {
         "round": round_, "target_sparsity": target, "n_weights": n_w, "n_kept": sum(kept.values()),
@@ -387,7 +393,7 @@ def _record(model, *, round_, target, x_test, y_test, p, normalization, conv, re
         row[f"tree_kept.{layer.name}"] = retention[layer.name]
         row[f"overlap.{layer.name}"] = overlap[layer.name]
         row[f"kept.{layer.name}"] = kept[layer.name]
-    return row
+    return row, {layer.name: layer.weight_index for layer in res.layers}
 
 
 def iterative_pruning(
@@ -416,7 +422,7 @@ def iterative_pruning(
     Parameters
     ----------
     model : torch.nn.Module
-        Freshly initialised network (e.g. ``topodata.embed.build_model``); trained and pruned in
+        Freshly initialised network (e.g. ``topodata.nn.build_model``); trained and pruned in
         place.
     x_train, y_train, x_test, y_test : arrays
         Training and test split (``topodata.data.Dataset`` arrays).
@@ -430,7 +436,7 @@ def iterative_pruning(
     scope : {'global', 'layer'}, default='global'
         One magnitude threshold for the whole network, or one per layer.
     epochs : int, default=2
-        Epochs of every (re)training, passed to ``topodata.train.fit``.
+        Epochs of every (re)training, passed to ``topodata.nn.fit``.
     rewind_step : int, default=0
         Survivors are reset to their values after this many optimiser steps of the first
         training (0 = initialisation, the original lottery-ticket procedure).
@@ -455,7 +461,7 @@ def iterative_pruning(
     TopodataInputError
         Bad options, or ``rewind_step`` beyond the first training's steps.
     """
-    from ..train import fit
+    from ..nn.loop import fit
 
     target = _check_sparsity(target_sparsity, "target_sparsity", allow_zero=False)
     schedule = sparsity_schedule(target, rounds)
@@ -486,17 +492,21 @@ def iterative_pruning(
     snap = WeightSnapshot(model, rewind_step)
     fit(model, x_train, y_train, random_state=V.derive_seed(rng), callbacks=[snap], **common)
     ones = {n: 1.0 for n, _ in prunable_layers(model)}
-    rows = [_record(model, round_=0, target=0.0, retention=ones, seconds=time.perf_counter() - t0, **rec)]
+    row, trees = _record(model, round_=0, target=0.0, retention=ones, seconds=time.perf_counter() - t0, **rec)
+    rows = [row]
     for r, s in enumerate(schedule, start=1):
+        # One graph and one tree per layer and weight state: ``trees`` come from the last record
+        # (NP's trees of the trained weights) and serve this round's T-IMP masks and retention.
         t0 = time.perf_counter()
-        masks = next_masks(model, sparsity=float(s), mode=mode, scope=scope, conv=conv)
+        masks = next_masks(model, sparsity=float(s), mode=mode, scope=scope, conv=conv, trees=trees)
         # how much of the trained network's tree this round's mask keeps (before retraining)
-        retention = spanning_tree_retention(model, masks, conv=conv)
+        retention = spanning_tree_retention(model, masks, conv=conv, trees=trees)
         apply_masks(model, masks)
         rewind(model, snap.state_)
         fit(model, x_train, y_train, random_state=V.derive_seed(rng), **common)
-        rows.append(_record(model, round_=r, target=float(s), retention=retention,
-                            seconds=time.perf_counter() - t0, **rec))
+        row, trees = _record(model, round_=r, target=float(s), retention=retention,
+                             seconds=time.perf_counter() - t0, **rec)
+        rows.append(row)
     params = {"target_sparsity": target, "rounds": int(rounds), "mode": mode, "scope": scope,
               "epochs": int(epochs), "rewind_step": int(rewind_step), "conv": conv, "p": p,
               "normalization": normalization, "fit_params": fit_params,

@@ -1,4 +1,4 @@
-"""The training loop shared by proxy training (``topodata embed``) and subset training.
+"""The training loop shared by proxy training (``topodata embed``), subset training and IMP.
 
 The whole training set lives on the device as one tensor; each epoch draws a permutation from an
 explicit CPU ``torch.Generator`` (the *order* seed) and augments batches on the device from a
@@ -216,8 +216,8 @@ def fit(
     Examples
     --------
     >>> import numpy as np
-    >>> from topodata.embed import build_model
-    >>> from topodata.train import fit
+    >>> from topodata.nn import build_model
+    >>> from topodata.nn import fit
     >>> x = np.random.default_rng(0).random((64, 1, 8, 8), dtype=np.float32)
     >>> y = np.arange(64) % 2
     >>> hist = fit(build_model("mlp", (1, 8, 8), 2), x, y, epochs=2, batch_size=32, progress=False)
@@ -276,7 +276,7 @@ def fit(
     on_batch, on_epoch_end = _hooks(callbacks, "on_batch"), _hooks(callbacks, "on_epoch_end")
     history: dict[str, Any] = {"loss": [], "train_accuracy": []}
 
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # on use: only progress bars need it
 
     bar = tqdm(total=total, desc="train", unit="step", disable=not progress, leave=False, file=sys.stderr)
     t0 = time.perf_counter()
@@ -335,7 +335,7 @@ def fit(
 
 def _batches(model: nn.Module, x: Any, batch_size: int, device, desc: str, progress: bool):
     """Yield ``(start, batch on device)`` in eval mode without gradients; restores the mode after."""
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # on use: only progress bars need it
 
     V.check_scalar(batch_size, "batch_size", (int, np.integer), min_val=1)
     dev = resolve_device(device)
@@ -384,11 +384,11 @@ def extract_features(model: nn.Module, x: Any, *, batch_size: int = 1024,
     Raises
     ------
     TypeError
-        ``model`` has no ``features`` method (build it with :func:`topodata.embed.build_model`).
+        ``model`` has no ``features`` method (build it with :func:`topodata.nn.build_model`).
     """
     if not callable(getattr(model, "features", None)):
         raise TypeError(
-            f"model {type(model).__name__} has no features(x) method; build it with topodata.embed.build_model"
+            f"model {type(model).__name__} has no features(x) method; build it with topodata.nn.build_model"
         )
     xt = _as_tensor_x(x)
     out = [model.features(xb).float().cpu() for _, xb in _batches(model, xt, batch_size, device, "features", progress)]

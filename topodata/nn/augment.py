@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .._validation import TopodataInputError, check_options
+
 __all__ = ["resolve_augment", "crop_padding", "random_crop", "random_flip", "augment_batch"]
 
 
@@ -25,8 +27,6 @@ def resolve_augment(augment: str, x_shape: tuple[int, ...]) -> str:
     else; flips are never automatic because mirroring is wrong for digits (pass
     ``augment=dataset.augment`` to get them where they make sense).
     """
-    from .._validation import TopodataInputError, check_options
-
     check_options(augment, "augment", ("auto", "none", "crop", "crop-flip"))
     is_image = len(x_shape) == 4 and min(x_shape[2:]) >= 8
     if augment == "auto":

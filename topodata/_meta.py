@@ -1,0 +1,39 @@
+"""Package-wide facts that every layer may import: library versions and the kept-count rule.
+
+A leaf module (standard library only), so ``embed``, ``weights``, ``select`` and the CLI can share
+them without importing each other.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["versions", "n_kept"]
+
+_DISTRIBUTIONS = ("topodata", "numpy", "scipy", "scikit-learn", "torch", "torchvision", "umap-learn",
+                  "faiss-cpu", "ripser", "numba")
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that decide the result, for manifests and ``topodata env``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in _DISTRIBUTIONS:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def n_kept(n: int, rate: float) -> int:
+    """Kept count of ``n`` items when a fraction ``rate`` is removed: ``n - floor(rate * n)``.
+
+    One rule for data pruning (``select``) and weight pruning (IMP's sparsity). A tiny epsilon
+    guards against ``0.9 * 10 = 8.999999…`` style float errors.
+
+    >>> n_kept(10, 0.9), n_kept(7, 0.5)
+    (1, 4)
+    """
+    return int(n - math.floor(rate * n + 1e-9))
