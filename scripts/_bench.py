@@ -41,3 +41,18 @@ def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
         out = fn()
         best = min(best, time.perf_counter() - t)
     return best, out
+
+
+def noisy_digits(noise: float, *, test_size: float = 0.3):
+    """sklearn digits split 70/30 (seeded, stratified) with a fraction ``noise`` of the training labels
+    moved to another class: ``(x_tr, x_te, y_tr, y_te, y_noisy, flip)``."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_size, random_state=0, stratify=y)
+    rng = np.random.default_rng(0)
+    flip = rng.random(len(y_tr)) < noise
+    y_noisy = y_tr.copy()
+    y_noisy[flip] = (y_tr[flip] + rng.integers(1, 10, flip.sum())) % 10
+    return x_tr, x_te, y_tr, y_te, y_noisy, flip

@@ -142,20 +142,14 @@ CHOICES = {
 
 
 def choices_section(h: dict) -> list[dict]:
-    from sklearn.datasets import load_digits
+    from _bench import noisy_digits
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import train_test_split
 
     import topodata
     from topodata.scores import METHODS
     from topodata.select import auto_beta
 
-    x, y = load_digits(return_X_y=True)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
-    rng = np.random.default_rng(0)
-    flip = rng.random(len(y_tr)) < h["noise"]
-    y_noisy = y_tr.copy()
-    y_noisy[flip] = (y_tr[flip] + rng.integers(1, 10, flip.sum())) % 10
+    x_tr, x_te, y_tr, y_te, y_noisy, flip = noisy_digits(h["noise"])
     beta = auto_beta(h["rate"], *METHODS["topoprune"].auto_beta)  # the cut select() applies
     rows = []
     for name, params in {**CHOICES, "random": None}.items():

@@ -62,8 +62,8 @@ def table(rows: list[dict]) -> tuple[str, dict]:
     rates = sorted({k[1] for k in groups if k[1] is not None})
     methods = [m for m in dict.fromkeys(k[0] for k in groups) if m != "full"]
     cols = [c for c in ("wrong", "distinct") if any(c in r for r in rows)]
-    lines = ["| method | rate | accuracy (%) | gap recovered | " + " | ".join(cols) + " |",
-             "|---|---|---|---|" + "---|" * len(cols)]
+    lines = ["| method | rate | accuracy (%) | vs random | gap recovered | " + " | ".join(cols) + " |",
+             "|---|---|---|---|---|" + "---|" * len(cols)]
     summary = {}
     for rate in rates:
         rand = [r["accuracy"] for r in groups.get(("random", rate), [])]
@@ -79,11 +79,12 @@ def table(rows: list[dict]) -> tuple[str, dict]:
                 v = np.array([r[c] for r in g if c in r])
                 extra.append(f"{100 * v.mean():.1f}%" if v.size else "")
             lines.append(f"| {m} | {rate} | {100 * acc.mean():.2f} ± {100 * acc.std():.2f} (n={acc.size}) | "
-                         f"{gap:+.2f} | " + " | ".join(extra) + " |")
+                         f"{100 * (acc.mean() - rand_mean):+.2f} | {gap:+.2f} | " + " | ".join(extra) + " |")
             summary[(m, rate)] = (acc.mean(), acc.std(), {c: e for c, e in zip(cols, extra)})
     if full:
-        extra = [("20.0%" if c == "wrong" else "100.0%") for c in cols]
-        lines.append(f"| full data | – | {100 * full_mean:.2f} ± {100 * np.std(full):.2f} (n={len(full)}) | 1 | "
+        extra = [(f"{100 * np.mean([r['wrong'] for r in groups[('full', None)]]):.1f}%" if c == "wrong"
+                  else "100.0%") for c in cols]
+        lines.append(f"| full data | – | {100 * full_mean:.2f} ± {100 * np.std(full):.2f} (n={len(full)}) | | 1 | "
                      + " | ".join(extra) + " |")
     return "\n".join(lines) + "\n", summary
 

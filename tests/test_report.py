@@ -310,7 +310,7 @@ def test_label_noise_variant_marks_flipped_samples(tmp_path):
     cut = np.concatenate([page.galleries[("noise", c)] for c in range(10)]).astype(np.int64)
     kept = np.load(out / "indices.npy")
     text = (out / "report.html").read_text()
-    assert text.count("✗flip</figcaption>") == int(flipped[cut].sum()) > 100
+    assert text.count(" ✗</figcaption>") == int(flipped[cut].sum()) > 100
     assert (f"{int(flipped[cut].sum())} of the {cut.size} samples cut as noise carry a flipped label, "
             f"{int(flipped[kept].sum())} of the 144 kept") in text
 
@@ -340,3 +340,41 @@ def test_select_report_option(tmp_path, capsys):
     assert "report.html" in capsys.readouterr().out  # the summary lists it with the other files
     page = _parse(out / "report.html")
     assert page.sections == {0: 10, 1: 10}  # labels came from the run: no --labels needed
+
+
+@pytest.mark.slow
+def test_noise_cut_of_topoprune_default_run_with_flagged_samples_and_dedup_pool():
+    """TopoPrune's default cut (per-class beta raised to the flagged share, flagged samples first, over the
+    near-duplicate pool) is recomputed exactly once the flagged samples are known (``suspects.npy``)."""
+    rng = np.random.default_rng(0)
+    sizes = [150, 120, 100]
+    x = np.concatenate([rng.normal(loc=2 * c, size=(s, 5)) for c, s in enumerate(sizes)])
+    y = np.repeat(np.arange(3), sizes)
+    flip = rng.choice(y.size, 40, replace=False)
+    y[flip] = (y[flip] + 1) % 3
+    x[5], x[7] = x[6], x[6] + 1e-6  # a near-duplicate group: dedup keeps one, the pool loses the others
+    seen, rests = {}, []
+    real_sfs, real_pick = select_module.select_from_scores, select_module._coverage_pick
+
+    def sfs(scores, labels, budgets, **kw):
+        seen.update(suspects=kw.get("suspects"), n_pool=scores.shape[0])
+        return real_sfs(scores, labels, budgets, **kw)
+
+    def pick(idx, *args, **kw):
+        rests.append(np.asarray(idx).copy())
+        return real_pick(idx, *args, **kw)
+
+    import topodata
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(select_module, "select_from_scores", sfs)
+        mp.setattr(select_module, "_coverage_pick", pick)
+        res = topodata.select(x, y, rate=0.9, method="topoprune", random_state=0)
+    params = res.manifest["params"]
+    assert "flagged" in params["beta_rule"] and params["dedup"]["n_redundant"] >= 1
+    pool = np.flatnonzero(np.isfinite(res.scores))
+    assert pool.size == seen["n_pool"] < y.size and seen["suspects"].any()
+    suspects = np.zeros(y.size, dtype=bool)
+    suspects[pool] = seen["suspects"]
+    truth = np.setdiff1d(pool, pool[np.concatenate(rests)])
+    np.testing.assert_array_equal(noise_cut(res.scores, y, res.indices, params, suspects=suspects), truth)

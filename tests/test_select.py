@@ -351,3 +351,16 @@ def test_coverage_leftovers_are_not_tilted_towards_high_scores():
         kept = select_from_scores(s, y, {0: 17}, n_strata=7, sampler="key", rng=np.random.default_rng(seed))
         tops.append(np.mean(s[kept]))
     assert abs(np.mean(tops) - 3.0) < 0.15
+
+
+def test_options_a_method_ignores_are_named_in_a_warning(blobs):
+    x, y = blobs
+    with pytest.warns(UserWarning, match=r"beta, sampler ignored: method 'kcenter' selects by itself"):
+        select(x, y, rate=0.8, method="kcenter", beta=0.1, sampler="draw")
+    with pytest.warns(UserWarning, match=r"n_strata ignored: strategy 'hard' has no strata"):
+        select(x, y, rate=0.8, method="el2n", strategy="hard", n_strata=5)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        select(x, y, rate=0.8, method="kcenter")  # defaults: no warning

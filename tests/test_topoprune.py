@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from topodata.scores.topoprune import (
     TopoPruneConfig,
     label_disagreement,
     local_neighbourhoods,
+    _stretch_weights,
     topological_displacement,
     topoprune,
 )
@@ -49,6 +51,39 @@ def density_run():
 def test_circle_scores_above_blob(density_run):
     out, on_circle = density_run
     assert out.scores[on_circle].mean() > 1.5 * out.scores[~on_circle].mean()
+
+
+# The density grid: n_features × (n_blob, n_circle) per class × circle radius × noise σ (blob and
+# circle), 2 classes, fixture seed = row; the circle's mean 15-NN distance is 2.1-29x the blob's.
+DENSITY_GRID = list(itertools.product([8, 16, 32], [(100, 25), (200, 40)], [1.5, 3.0], [0.03, 0.08]))
+
+
+@pytest.mark.parametrize("seed, n_features, sizes, radius, noise",
+                         [(i, *row) for i, row in enumerate(DENSITY_GRID)])
+def test_circle_scores_above_blob_over_the_grid(seed, n_features, sizes, radius, noise):
+    """With the default settings a sparse circle outscores the dense blob by >= 1.5x on every
+    fixture of the grid, not only on the one above (scripts/bench_density_grid.py prints the table)."""
+    n_blob, n_circle = sizes
+    x, y, on_circle = density_fixture(n_classes=2, n_blob=n_blob, n_circle=n_circle,
+                                      n_features=n_features, radius=radius, noise=noise,
+                                      random_state=seed)
+    scores = _run(x, y, seed=seed).scores
+    assert scores[on_circle].mean() > 1.5 * scores[~on_circle].mean()
+
+
+def test_stretch_weights_read_the_nearer_half_of_the_neighbours():
+    """Radii from the nearer half of the k neighbours: the far ones (columns 8-14 of a 15-column
+    graph) do not move the weights; ρ is normalised by its median and raised to ``power``."""
+    feat = np.zeros((3, 15))
+    feat[:, 1:8] = [[1.0], [2.0], [4.0]]
+    feat[:, 8:] = [[100.0], [1.0], [7.0]]  # far neighbours: ignored
+    manifold = np.ones((3, 15))
+    manifold[:, 0] = 0.0
+    np.testing.assert_allclose(_stretch_weights(feat, manifold, 2.0), [0.25, 1.0, 4.0])
+    manifold[:, 8:] = 50.0
+    np.testing.assert_allclose(_stretch_weights(feat, manifold, 1.0), [0.5, 1.0, 2.0])
+    # a 3-column graph keeps its single nearest neighbour
+    np.testing.assert_allclose(_stretch_weights(feat[:, :3], manifold[:, :3], 1.0), [0.5, 1.0, 2.0])
 
 
 def test_output_contract(density_run):

@@ -271,15 +271,17 @@ def density_fixture(
     n_blob: int = 300,
     n_circle: int = 100,
     n_features: int = 16,
+    radius: float = 3.0,
+    noise: float = 0.05,
     random_state: Any = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The density check of docs/algorithms.md#global-manifold: per class a dense Gaussian blob and a sparse noisy circle.
 
     Class ``c`` has centre ``μ_c`` (random direction, norm 10), ``n_blob`` points
-    ``μ_c + N(0, 0.05² I)`` and ``n_circle`` points on a circle of radius 3 in a random 2-plane
-    through ``μ_c``, plus ``N(0, 0.05² I)`` noise, in ``n_features`` dimensions. After
-    L2-normalisation the circle's mean 15-NN distance is ~4x the blob's. A density-aware score
-    should rank the circle (structure) above the blob (redundant interior).
+    ``μ_c + N(0, noise² I)`` and ``n_circle`` points on a circle of radius ``radius`` in a random
+    2-plane through ``μ_c``, plus ``N(0, noise² I)`` noise, in ``n_features`` dimensions. With the
+    defaults, after L2-normalisation the circle's mean 15-NN distance is ~4x the blob's. A
+    density-aware score should rank the circle (structure) above the blob (redundant interior).
 
     Returns
     -------
@@ -292,11 +294,11 @@ def density_fixture(
     for c in range(n_classes):
         mu = rng.normal(size=n_features)
         mu *= 10.0 / np.linalg.norm(mu)
-        blob = mu + 0.05 * rng.normal(size=(n_blob, n_features))
+        blob = mu + noise * rng.normal(size=(n_blob, n_features))
         plane, _ = np.linalg.qr(rng.normal(size=(n_features, 2)))
         t = rng.uniform(0.0, 2 * np.pi, n_circle)
-        ring = mu + 3.0 * (np.cos(t)[:, None] * plane[:, 0] + np.sin(t)[:, None] * plane[:, 1])
-        ring += 0.05 * rng.normal(size=(n_circle, n_features))
+        ring = mu + radius * (np.cos(t)[:, None] * plane[:, 0] + np.sin(t)[:, None] * plane[:, 1])
+        ring += noise * rng.normal(size=(n_circle, n_features))
         xs += [blob, ring]
         ys.append(np.full(n_blob + n_circle, c, dtype=np.int64))
         kinds += [np.zeros(n_blob, bool), np.ones(n_circle, bool)]

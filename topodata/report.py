@@ -373,7 +373,7 @@ th{background:#f4f4f4} td.l,th.l{text-align:left}
 .cards{display:flex;gap:12px;flex-wrap:wrap} .card{background:#f6f8fa;border-radius:6px;padding:8px 14px}
 .card b{display:block;font-size:20px}
 .gallery{display:flex;flex-wrap:wrap;gap:4px;margin:4px 0 10px}
-figure{margin:0;text-align:center;font-size:10px;color:#555;width:60px}
+figure{margin:0;text-align:center;font-size:9.5px;color:#555;width:64px}
 figure img{width:56px;height:56px;image-rendering:pixelated;border:2px solid #ddd;display:block;margin:auto}
 figure.kept img{border-color:#1f77b4} figure.noise img{border-color:#d62728} figure.dup img{border-color:#9467bd}
 figcaption{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
@@ -573,7 +573,7 @@ def _write_report(selection_dir, *, dataset, labels, features, root, max_per_gal
     elif q.size:
         notes_cut = {int(i): f"given {y[i]}" for i in q.tolist()}
     if inp.flipped is not None:  # a label-noise variant knows which labels it flipped
-        notes_cut = {i: t + (" ✗flip" if inp.flipped[i] else "") for i, t in notes_cut.items()}
+        notes_cut = {i: t + (" ✗" if inp.flipped[i] else "") for i, t in notes_cut.items()}
     timings["neighbours"] = time.perf_counter() - t0
 
     # per-class sections
@@ -638,7 +638,7 @@ def _write_report(selection_dir, *, dataset, labels, features, root, max_per_gal
     if inp.flipped is not None:
         notes.append(f"label-noise ground truth: {int(inp.flipped[cut].sum()):,} of the {cut.size:,} samples cut as "
                      f"noise carry a flipped label, {int(inp.flipped[inp.indices].sum()):,} of the "
-                     f"{inp.indices.size:,} kept; {int(inp.flipped.sum()):,} flipped in all (✗flip)")
+                     f"{inp.indices.size:,} kept; {int(inp.flipped.sum()):,} flipped in all (✗ in the captions)")
     if inp.images is None:
         notes.append("no images (feature-only input): galleries are tables of indices and scores")
     if inp.features is not None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _validation as V
 from ._meta import n_kept, versions  # re-exported: the rules live in the leaf module
+from ._threads import thread_count
 from .scores import MethodOutput, check_method_params, get_method
 
 __all__ = [
@@ -303,8 +304,10 @@ def select(
         given = V.check_features(given, name="scores", ndim=1, min_samples=0)
         if given.shape[0] != y.shape[0]:
             raise V.TopodataInputError(f"scores has {given.shape[0]} entries but labels {y.shape[0]}; one per sample")
-    V.check_scalar(n_strata, "n_strata", (int, np.integer), min_val=1)
+    # more strata than samples only costs memory (1e9 strata would allocate gigabytes)
+    V.check_scalar(n_strata, "n_strata", (int, np.integer), min_val=1, max_val=max(50, y.shape[0]))
     n_strata = int(n_strata)
+    strategy_given = strategy is not None
     strategy = strategy or (spec.default_strategy if spec is not None else "coverage")
     V.check_options(strategy, "strategy", STRATEGIES)
     V.check_options(sampler, "sampler", SAMPLERS)
@@ -323,6 +326,12 @@ def select(
     if keep < 1:
         raise V.TopodataInputError(f"rate {rate} keeps no sample of {n}; lower --rate")
     budgets = class_budgets(y, keep, balance=class_balance)
+    empty = sorted(c for c, b in budgets.items() if b == 0)
+    if empty:
+        import warnings
+
+        warnings.warn(f"rate {rate} keeps no sample of class(es) {empty[:5]}; lower the rate or use "
+                      "class_balance='balanced'", UserWarning, stacklevel=2)
 
     # near-duplicates: whole rounds (one member per group, then a second, ...) are kept outright;
     # the method chooses the rest among the next round's members (the pool)
@@ -350,6 +359,8 @@ def select(
         raise RuntimeError(f"method {method!r} returned scores of shape {pool_scores.shape}; expected ({n_pool},)")
     suspects = None if out.suspects is None else np.asarray(out.suspects, dtype=bool)
 
+    _warn_ignored(method, out.indices is not None, strategy_given=strategy_given, strategy=strategy,
+                  beta=beta, n_strata=n_strata, sampler=sampler)
     t0 = time.perf_counter()
     cut = None
     if out.indices is not None:
@@ -371,7 +382,8 @@ def select(
     timings = {f"{method}.{k}": float(v) for k, v in out.timings_s.items()}
     if dedup_info is not None:
         timings["dedup"] = t_dedup
-        dedup_info["distinct_kept"] = int(np.unique(dedup_info.pop("_groups")[indices]).size)
+        groups = dedup_info.pop("_groups")
+        dedup_info["distinct_kept"] = int(np.unique(groups[indices]).size)
     timings.update({"method": t_method, "select": t_select, "total": time.perf_counter() - t_start})
     coverage = out.indices is None and strategy == "coverage"
     params = {
@@ -398,11 +410,33 @@ def select(
         "seed": seed_repr,
         "params": _jsonable(params),
         "versions": versions(),
+        "threads": thread_count(),
         "timings_s": timings,
         "class_counts_kept": {str(int(c)): int(k) for c, k in zip(classes, kept_counts)},
         "score_direction": "higher = harder / more atypical (NaN: no per-sample score)",
     }
-    return SelectionResult(indices=indices, scores=scores_full, manifest=manifest, extras=out.extras)
+    extras = dict(out.extras)
+    if suspects is not None:  # in the index space of the whole training split
+        extras["suspects"] = np.zeros(n, dtype=bool)
+        extras["suspects"][sub(np.arange(n))] = suspects
+    if dedup_info is not None:
+        extras["dedup_groups"] = groups
+    return SelectionResult(indices=indices, scores=scores_full, manifest=manifest, extras=extras)
+
+
+def _warn_ignored(method, selects_itself, *, strategy_given, strategy, beta, n_strata, sampler) -> None:
+    """Say when options were given that the chosen method does not use (cleanlab's habit)."""
+    import warnings
+
+    ignored = []
+    if selects_itself and strategy_given:
+        ignored.append("strategy")
+    if selects_itself or strategy != "coverage":
+        ignored += [name for name, value, default in (("beta", beta, "auto"), ("n_strata", n_strata, 50),
+                                                       ("sampler", sampler, "key")) if value != default]
+    if ignored:
+        why = f"method {method!r} selects by itself" if selects_itself else f"strategy {strategy!r} has no strata"
+        warnings.warn(f"{', '.join(ignored)} ignored: {why}", UserWarning, stacklevel=3)
 
 
 def _resolve_method(method, method_params, dynamics, scores):
@@ -537,9 +571,11 @@ def _jsonable(obj: Any) -> Any:
 def save_selection(result: SelectionResult, out_dir: str | Path, *, extra_files: dict[str, bytes] | None = None) -> list[Path]:
     """Write ``indices.npy``, ``indices.txt``, ``scores.npy``, ``manifest.json`` atomically.
 
-    Every file is first written under a temporary name in ``out_dir`` and renamed only once all
-    of them were written, so an error leaves no partial output behind. ``extra_files`` (e.g. PNG
-    plots) join the same transaction.
+    Where the method provides them, also ``suspects.npy`` (bool per sample: flagged as a likely
+    label error, cut first) and ``dedup_groups.npy`` (int64 near-duplicate group per sample), which
+    the selection report reads. Every file is first written under a temporary name in ``out_dir``
+    and renamed only once all of them were written, so an error leaves no partial output behind.
+    ``extra_files`` (e.g. PNG plots) join the same transaction.
     """
     import io
 
@@ -555,6 +591,12 @@ def save_selection(result: SelectionResult, out_dir: str | Path, *, extra_files:
         "scores.npy": buf_sc.getvalue(),
         "manifest.json": json_bytes(result.manifest),
     }
+    for name, dtype in (("suspects", bool), ("dedup_groups", np.int64)):
+        arr = result.extras.get(name)
+        if arr is not None:
+            buf = io.BytesIO()
+            np.save(buf, np.ascontiguousarray(arr, dtype=dtype))
+            files[f"{name}.npy"] = buf.getvalue()
     files.update(extra_files or {})
     return atomic_write_files(out_dir, files)
 

@@ -195,15 +195,20 @@ def _stretch_weights(feature_dists: np.ndarray, manifold_dists: np.ndarray, powe
     """``w_i = ρ_i^power`` with ``ρ_i = r_F(i) / r_Z(i)`` over its median: how much the global map
     stretched the space around ``i``.
 
-    ``r_F`` and ``r_Z`` are the mean distances from ``i`` to its nearest neighbours among *all*
-    samples (the same k) in the L2-normalised features and in the manifold, i.e. the local density
-    that UMAP equalised. Multiplying the lifetimes of ``P_i`` by ``ρ_i`` measures its filtration
-    in the features' local scale. Radii from the label-free kNN on purpose: a per-class radius
-    would also cancel the long edges of a mislabelled sample to its own class (measured:
-    ``scripts/bench_topoprune.py --choices``).
+    ``r_F`` and ``r_Z`` are the mean distances from ``i`` to the nearer half of its nearest
+    neighbours among *all* samples (the same k) in the L2-normalised features and in the manifold,
+    i.e. the local density that UMAP equalised. The nearer half, not all k: with all k the far
+    neighbours (across a small circle, into the next structure) made the weights depend on the
+    fixture: a sparse circle scored under 1.5x a dense blob on some density fixtures, which the
+    nearer half corrects (measured: ``scripts/bench_density_grid.py --grid wide``).
+    Multiplying the lifetimes of ``P_i`` by ``ρ_i`` measures its filtration in the features' local
+    scale. Radii from the label-free kNN on purpose: a per-class radius would also cancel the long
+    edges of a mislabelled sample to its own class (measured: ``scripts/bench_topoprune.py
+    --choices``).
     """
-    r_f = feature_dists[:, 1:].mean(axis=1, dtype=np.float64)
-    r_z = manifold_dists[:, 1:].mean(axis=1, dtype=np.float64)
+    near = 1 + max(1, (feature_dists.shape[1] - 1) // 2)  # column 0 is the sample itself
+    r_f = feature_dists[:, 1:near].mean(axis=1, dtype=np.float64)
+    r_z = manifold_dists[:, 1:near].mean(axis=1, dtype=np.float64)
     rho = np.where(r_z > 0, r_f / np.where(r_z > 0, r_z, 1.0), 1.0)
     med = np.median(rho)
     return (rho / med if med > 0 else np.ones_like(rho)) ** power
