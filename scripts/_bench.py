@@ -56,3 +56,16 @@ def noisy_digits(noise: float, *, test_size: float = 0.3):
     y_noisy = y_tr.copy()
     y_noisy[flip] = (y_tr[flip] + rng.integers(1, 10, flip.sum())) % 10
     return x_tr, x_te, y_tr, y_te, y_noisy, flip
+
+
+def save_results(out, results, script: str) -> None:
+    """The airbench habit: ``results.json`` and a copy of the script that produced it, in ``out``."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    shutil.copy(script, out / Path(script).name)
+    print(f"wrote {out}/results.json")

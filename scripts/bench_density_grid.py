@@ -25,14 +25,12 @@ sparser the circle is. Writes ``results.json`` and a copy of this script to ``--
 from __future__ import annotations
 
 import itertools
-import json
-import shutil
 import sys
 import time
 import warnings
 
 import numpy as np
-from _bench import parse_hyp
+from _bench import parse_hyp, save_results
 
 hyp = {
     "grid": "test",  # test: the 24 fixtures of tests/test_topoprune.py; wide: 81 fixtures
@@ -177,10 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         results[name.strip()] = sections[name.strip()](h)
     print(f"\ntotal {time.perf_counter() - t:.0f} s")
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        shutil.copy(__file__, args.out / "bench_density_grid.py")
-        print(f"wrote {args.out}/results.json")
+        save_results(args.out, results, __file__)
     return 0
 
 

@@ -28,16 +28,14 @@ Writes ``results.json``, ``stages.png`` and a copy of this script to ``--out`` (
 
 from __future__ import annotations
 
-import json
 import platform
-import shutil
 import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-from _bench import hyp_parser
+from _bench import hyp_parser, save_results
 
 hyp = {
     "dataset": "fashion-mnist",  # --main: dataset spec for embed_cached
@@ -296,9 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     if run_all or args.main:
         results["main"] = main_section(h, args.out)
     if args.out is not None:
-        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        shutil.copy(__file__, args.out / "bench_topoprune.py")
-        print(f"\nwrote {args.out}/results.json")
+        save_results(args.out, results, __file__)
     return 0
 
 

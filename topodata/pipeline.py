@@ -10,7 +10,6 @@ unchanged. The manifest gains the embedding settings and the seconds spent loadi
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import time
 from pathlib import Path

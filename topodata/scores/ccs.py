@@ -18,7 +18,6 @@ Deviation: the paper stratifies the whole dataset at once; here it is done per c
 class budgets hold exactly.
 """
 
-import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
