@@ -378,7 +378,6 @@ def select(
     if pool is not None:
         scores_full[pool] = pool_scores
 
-    classes, kept_counts = np.unique(y[indices], return_counts=True)
     timings = {f"{method}.{k}": float(v) for k, v in out.timings_s.items()}
     if dedup_info is not None:
         timings["dedup"] = t_dedup
@@ -400,21 +399,8 @@ def select(
     if coverage and cut is not None:
         params["beta_per_class"] = {str(c): v for c, v in cut.items()}
         params["n_flagged"] = None if suspects is None else int(suspects.sum())
-    manifest = {
-        "dataset": dataset,
-        "n_total": int(n),
-        "n_kept": int(indices.size),
-        "rate": rate,
-        "rounding": "n_kept = n_total - floor(rate * n_total)",
-        "method": method,
-        "seed": seed_repr,
-        "params": _jsonable(params),
-        "versions": versions(),
-        "threads": thread_count(),
-        "timings_s": timings,
-        "class_counts_kept": {str(int(c)): int(k) for c, k in zip(classes, kept_counts)},
-        "score_direction": "higher = harder / more atypical (NaN: no per-sample score)",
-    }
+    manifest = _manifest(dataset=dataset, y=y, indices=indices, rate=rate, method=method, seed=seed_repr,
+                         params=params, timings=timings)
     extras = dict(out.extras)
     if suspects is not None:  # in the index space of the whole training split
         extras["suspects"] = np.zeros(n, dtype=bool)
@@ -422,6 +408,26 @@ def select(
     if dedup_info is not None:
         extras["dedup_groups"] = groups
     return SelectionResult(indices=indices, scores=scores_full, manifest=manifest, extras=extras)
+
+
+def _manifest(*, dataset, y, indices, rate, method, seed, params, timings) -> dict[str, Any]:
+    """The ``manifest.json`` of a selection (its keys: ``docs/design.md#topodata-select``)."""
+    classes, kept_counts = np.unique(y[indices], return_counts=True)
+    return {
+        "dataset": dataset,
+        "n_total": int(y.shape[0]),
+        "n_kept": int(indices.size),
+        "rate": rate,
+        "rounding": "n_kept = n_total - floor(rate * n_total)",
+        "method": method,
+        "seed": seed,
+        "params": _jsonable(params),
+        "versions": versions(),
+        "threads": thread_count(),
+        "timings_s": timings,
+        "class_counts_kept": {str(int(c)): int(k) for c, k in zip(classes, kept_counts)},
+        "score_direction": "higher = harder / more atypical (NaN: no per-sample score)",
+    }
 
 
 def _warn_ignored(method, selects_itself, *, strategy_given, strategy, beta, n_strata, sampler) -> None:
