@@ -1,4 +1,4 @@
-"""Dataset sources and the split/label contract (DESIGN.md §4.2).
+"""Dataset sources and the split/label contract (docs/design.md#datasets).
 
 Every source returns a :class:`Dataset`: float32 ``x`` (images ``(N, C, H, W)`` in [0, 1]),
 int64 ``y``, a fixed train/test split and a fixed sample order, so that indices written by
