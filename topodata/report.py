@@ -40,13 +40,10 @@ MAP_MAX_POINTS = 15000  # points drawn in the 2-D view at most: every kept one, 
 def noise_cut(scores: Any, labels: Any, kept_indices: Any, params: dict, *, suspects: Any = None) -> np.ndarray:
     """Indices the ``coverage`` strategy's top-``beta`` cut removed before its strata were filled.
 
-    Recomputed as :func:`topodata.select.select_from_scores` does it, over the samples the
-    method scored (finite scores; with near-duplicate handling the samples kept outright have
-    none): per class ``c`` with ``n_c`` scored samples of which ``b_c > 0`` were kept, the
-    ``min(floor(beta_c n_c + 1e-9), n_c - b_c)`` highest scores, ordered by a stable argsort of
-    ``-score`` (flagged ``suspects`` first when given). ``beta_c`` is
-    ``params['beta_per_class'][c]`` when the manifest has it (a float is a fraction, an int a
-    count), else ``params['beta']``.
+    :func:`topodata.select.coverage_cut` over the samples the method scored (finite scores; with
+    near-duplicate handling the samples kept outright have none), with each class's budget read
+    back as its kept count among them and ``beta_c`` from ``params['beta_per_class']`` when the
+    manifest has it, else ``params['beta']``.
 
     Parameters
     ----------
@@ -72,33 +69,20 @@ def noise_cut(scores: Any, labels: Any, kept_indices: Any, params: dict, *, susp
     >>> noise_cut(s, y, [0, 4], {"strategy": "coverage", "beta": 0.34}).tolist()
     [1, 3]
     """
+    from .select import coverage_cut
+
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(labels, dtype=np.int64)
-    pool = np.isfinite(s)
-    if params.get("strategy") != "coverage" or not pool.any():
+    pool = np.flatnonzero(np.isfinite(s))
+    if params.get("strategy") != "coverage" or not pool.size:
         return np.empty(0, dtype=np.int64)
-    per_class = params.get("beta_per_class") or {}
-    beta = params.get("beta") or 0.0
-    n_cls = int(y.max()) + 1
     kept = np.zeros(y.size, dtype=bool)
     kept[np.asarray(kept_indices, dtype=np.int64)] = True
-    n_c = np.bincount(y[pool], minlength=n_cls)
-    b_c = np.bincount(y[pool & kept], minlength=n_cls)
-    n_drop = np.zeros(n_cls, dtype=np.int64)
-    for c in np.flatnonzero(b_c > 0).tolist():  # a class with no budget is skipped by select, cut included
-        b = per_class.get(str(c), per_class.get(c, beta))
-        cut = int(b) if isinstance(b, int) and not isinstance(b, bool) else int(math.floor(float(b) * n_c[c] + 1e-9))
-        n_drop[c] = max(0, min(cut, n_c[c] - b_c[c]))
-    if not n_drop.any():
-        return np.empty(0, dtype=np.int64)
-    idx = np.flatnonzero(pool)
-    flagged = np.zeros(idx.size, dtype=bool) if suspects is None else np.asarray(suspects, dtype=bool)[idx]
-    # class-major, flagged first, then -score; lexsort is stable, so ties keep index order as
-    # argsort(kind="stable") does
-    order = idx[np.lexsort((-s[idx], ~flagged, y[idx]))]
-    ys = y[order]
-    rank = np.arange(order.size) - np.searchsorted(ys, ys, side="left")
-    return np.sort(order[rank < n_drop[ys]]).astype(np.int64)
+    budgets = {int(c): int(k) for c, k in enumerate(np.bincount(y[pool], weights=kept[pool]).astype(np.int64))}
+    per_class = params.get("beta_per_class") or {}
+    beta = {c: float(per_class.get(str(c), per_class.get(c, params.get("beta") or 0.0))) for c in budgets}
+    flagged = None if suspects is None else np.asarray(suspects, dtype=bool)[pool]
+    return pool[coverage_cut(s[pool], y[pool], budgets, beta, suspects=flagged)]
 
 
 @dataclass

@@ -25,6 +25,7 @@ __all__ = [
     "n_kept",
     "class_budgets",
     "select_from_scores",
+    "coverage_cut",
     "auto_beta",
     "save_selection",
     "to_subset",
@@ -176,16 +177,42 @@ def select_from_scores(
             order = np.lexsort((rng.permutation(idx.size), key))
             kept.append(idx[order[:budget]])
         else:
-            b = beta.get(c, 0.0) if isinstance(beta, dict) else beta
-            n_drop = min(int(math.floor(b * idx.size + 1e-9)), idx.size - budget)
-            if suspects is None:
-                order = np.argsort(-s, kind="stable")
-            else:  # flagged samples first, each group by decreasing score
-                order = np.lexsort((-s, ~suspects[idx]))
-            rest = np.sort(idx[order[n_drop:]])
+            rest = np.setdiff1d(idx, _class_cut(idx, s, budget, beta.get(c, 0.0) if isinstance(beta, dict) else beta,
+                                                None if suspects is None else suspects[idx]))
             kept.append(_coverage_pick(rest, scores[rest], budget, n_strata, rng, keys))
     out = np.concatenate(kept) if kept else np.empty(0, np.int64)
     return np.sort(out.astype(np.int64))
+
+
+def _class_cut(idx: np.ndarray, s: np.ndarray, budget: int, beta: float, flagged: np.ndarray | None) -> np.ndarray:
+    """The coverage cut of one class: its ``min(floor(beta n_c), n_c - budget)`` highest scores,
+    flagged samples first (each group by decreasing score, ties in index order)."""
+    n_drop = min(int(math.floor(beta * idx.size + 1e-9)), idx.size - budget)
+    order = np.argsort(-s, kind="stable") if flagged is None else np.lexsort((-s, ~flagged))
+    return idx[order[:n_drop]]
+
+
+def coverage_cut(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    budgets: dict[int, int],
+    beta: float | dict[int, float],
+    *,
+    suspects: np.ndarray | None = None,
+) -> np.ndarray:
+    """Sorted indices the ``coverage`` strategy cuts as likely noise before filling its strata.
+
+    The same rule :func:`select_from_scores` applies (classes without budget are skipped), for
+    whoever needs to say afterwards which samples were cut (the selection report).
+
+    >>> s = np.array([0.1, 0.9, 0.5, 0.8, 0.2, 0.7]); y = np.array([0, 0, 0, 1, 1, 1])
+    >>> coverage_cut(s, y, {0: 1, 1: 1}, 0.34).tolist()
+    [1, 3]
+    """
+    cut = [_class_cut(idx, scores[idx], budget, beta.get(c, 0.0) if isinstance(beta, dict) else beta,
+                      None if suspects is None else suspects[idx])
+           for c, budget in budgets.items() if budget and (idx := np.flatnonzero(labels == c)).size]
+    return np.sort(np.concatenate(cut)).astype(np.int64) if cut else np.empty(0, np.int64)
 
 
 @dataclass
