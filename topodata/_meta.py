@@ -1,14 +1,16 @@
-"""Package-wide facts that every layer may import: library versions and the kept-count rule.
+"""Package-wide facts that every layer may import: library versions and the counting rules.
 
-A leaf module (standard library only), so ``embed``, ``weights``, ``select`` and the CLI can share
-them without importing each other.
+A leaf module (standard library and numpy only), so ``data``, ``embed``, ``weights``, ``select`` and
+the CLI can share them without importing each other.
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["versions", "n_kept"]
+import numpy as np
+
+__all__ = ["versions", "n_kept", "largest_remainder"]
 
 _DISTRIBUTIONS = ("topodata", "numpy", "scipy", "scikit-learn", "torch", "torchvision", "umap-learn",
                   "faiss-cpu", "ripser", "numba")
@@ -37,3 +39,19 @@ def n_kept(n: int, rate: float) -> int:
     (1, 4)
     """
     return int(n - math.floor(rate * n + 1e-9))
+
+
+def largest_remainder(counts, total: int) -> np.ndarray:
+    """Split ``total`` over groups proportionally to ``counts`` so that the shares sum exactly to it.
+
+    Each share is ``floor(total * c / sum)`` or one more; the units left over go to the largest
+    remainders, ties in group order (a stable sort).
+
+    >>> largest_remainder([50, 30, 20], 7).tolist()
+    [4, 2, 1]
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    exact = total * counts / counts.sum()
+    base = np.floor(exact).astype(np.int64)
+    base[np.argsort(-(exact - base), kind="stable")[: int(total - base.sum())]] += 1
+    return base

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import _validation as V
-from ._meta import n_kept, versions  # re-exported: the rules live in the leaf module
+from ._meta import largest_remainder, n_kept, versions  # re-exported: the rules live in the leaf module
 from ._threads import thread_count
 from .scores import MethodOutput, check_method_params, get_method
 
@@ -50,12 +50,7 @@ def class_budgets(labels: np.ndarray, n_keep: int, *, balance: str = "proportion
     if not 0 <= n_keep <= n:
         raise V.TopodataInputError(f"n_keep must be in [0, {n}]; got {n_keep}")
     if balance == "proportional":
-        exact = n_keep * counts / n
-        base = np.floor(exact).astype(np.int64)
-        short = n_keep - int(base.sum())
-        # stable sort on -remainder keeps class-id order among equal remainders
-        order = np.argsort(-(exact - base), kind="stable")
-        base[order[:short]] += 1
+        base = largest_remainder(counts, n_keep)
     else:
         base = np.zeros_like(counts)
         left = n_keep

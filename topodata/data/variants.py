@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._meta import largest_remainder
 from .._validation import TopodataInputError
 from .dataset import Dataset
 
@@ -112,8 +113,7 @@ def _near_duplicates(spec, x, y, value, seed, info):
     # class-stratified base images: a seeded permutation within each class, then proportional heads
     order = np.lexsort((rng.random(y.shape[0]), y))
     classes, counts = np.unique(y, return_counts=True)
-    quota = np.floor(n_base * counts / counts.sum()).astype(np.int64)
-    quota[np.argsort(-(n_base * counts / counts.sum() - quota), kind="stable")[: n_base - quota.sum()]] += 1
+    quota = largest_remainder(counts, n_base)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     base = np.sort(np.concatenate([order[s:s + q] for s, q in zip(starts, quota)]))
     group = np.repeat(np.arange(base.size), copies)
