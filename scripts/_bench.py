@@ -69,3 +69,26 @@ def save_results(out, results, script: str) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     shutil.copy(script, out / Path(script).name)
     print(f"wrote {out}/results.json")
+
+
+def fmt(v) -> str:
+    """A table cell: floats to 4 significant digits (whole numbers from 1,000 on)."""
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
+    return str(v)
+
+
+def print_table(rows: list[dict], title: str) -> None:
+    """Print ``rows`` (dicts with the same keys) as an aligned markdown-style table under ``title``."""
+    import sys
+
+    print(f"\n## {title}")
+    if not rows:
+        return
+    keys = list(rows[0])
+    width = {k: max(len(k), *(len(fmt(r[k])) for r in rows)) for k in keys}
+    print(" | ".join(k.ljust(width[k]) for k in keys))
+    print("-|-".join("-" * width[k] for k in keys))
+    for r in rows:
+        print(" | ".join(fmt(r[k]).ljust(width[k]) for k in keys))
+    sys.stdout.flush()

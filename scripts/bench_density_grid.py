@@ -30,7 +30,7 @@ import time
 import warnings
 
 import numpy as np
-from _bench import parse_hyp, save_results
+from _bench import parse_hyp, print_table, save_results
 
 hyp = {
     "grid": "test",  # test: the 24 fixtures of tests/test_topoprune.py; wide: 81 fixtures
@@ -71,21 +71,6 @@ class _Before:
         self.tp._stretch_weights = self.saved
 
 
-def _fmt(v) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-
-def _table(rows: list[dict], title: str) -> None:
-    print(f"\n## {title}")
-    keys = list(rows[0])
-    width = {k: max(len(k), *(len(_fmt(r[k])) for r in rows)) for k in keys}
-    print(" | ".join(k.ljust(width[k]) for k in keys))
-    print("-|-".join("-" * width[k] for k in keys))
-    for r in rows:
-        print(" | ".join(_fmt(r[k]).ljust(width[k]) for k in keys))
-    sys.stdout.flush()
-
-
 def grid_section(h: dict) -> list[dict]:
     from topodata.manifold import density_fixture, l2_normalize
     from topodata.neighbors import knn
@@ -107,7 +92,7 @@ def grid_section(h: dict) -> list[dict]:
         rows.append({"dim": d, "blob": nb, "circle": nc, "radius": r, "noise": s,
                      "contrast": float(dist[on].mean() / dist[~on].mean()),
                      "ratio before": ratios[0], "ratio after": ratios[1]})
-    _table(rows, f"circle/blob mean score, default settings ({len(rows)} fixtures, 2 classes)")
+    print_table(rows, f"circle/blob mean score, default settings ({len(rows)} fixtures, 2 classes)")
     for key in ("ratio before", "ratio after"):
         v = np.array([r[key] for r in rows])
         print(f"{key}: min {v.min():.3g}, median {np.median(v):.3g}, "
@@ -150,7 +135,7 @@ def digits_section(h: dict) -> list[dict]:
             "spearman topo-only": float(spearmanr(old_t, new_t)[0]),
         })
     mean = {k: (float(np.mean([r[k] for r in rows])) if k != "seed" else "mean") for k in rows[0]}
-    _table(rows + [mean], f"digits (train 1,257, {h['noise']:.0%} labels flipped, {flip.sum()} flipped): "
+    print_table(rows + [mean], f"digits (train 1,257, {h['noise']:.0%} labels flipped, {flip.sum()} flipped): "
                           "flipped-label ROC AUC and before/after score correlation")
     return rows
 

@@ -29,13 +29,12 @@ Writes ``results.json``, ``stages.png`` and a copy of this script to ``--out`` (
 from __future__ import annotations
 
 import platform
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-from _bench import hyp_parser, save_results
+from _bench import hyp_parser, print_table, save_results
 
 hyp = {
     "dataset": "fashion-mnist",  # --main: dataset spec for embed_cached
@@ -52,23 +51,6 @@ hyp = {
 
 
 # ----------------------------------------------------------------------------- helpers
-def _table(rows: list[dict], title: str) -> None:
-    print(f"\n## {title}")
-    if not rows:
-        return
-    keys = list(rows[0])
-    width = {k: max(len(k), *(len(_fmt(r[k])) for r in rows)) for k in keys}
-    print(" | ".join(k.ljust(width[k]) for k in keys))
-    print("-|-".join("-" * width[k] for k in keys))
-    for r in rows:
-        print(" | ".join(_fmt(r[k]).ljust(width[k]) for k in keys))
-    sys.stdout.flush()
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
-    return str(v)
 
 
 def _probe(x_train, y_train, x_test, y_test, c: float) -> float:
@@ -118,7 +100,7 @@ def density_section(h: dict) -> list[dict]:
             ratios.append(_ratio(out.scores, on_circle))
         rows.append({"option": name, "ratio circle/blob": float(np.mean(ratios)),
                      "min over fixtures": float(np.min(ratios)), "s per run": float(np.mean(secs))})
-    _table(rows, f"density check: mean score circle / blob ({h['density_seeds']} fixtures, 3 classes × "
+    print_table(rows, f"density check: mean score circle / blob ({h['density_seeds']} fixtures, 3 classes × "
                  "(300 blob + 100 circle), 16-d)")
     return rows
 
@@ -172,7 +154,7 @@ def choices_section(h: dict) -> list[dict]:
             "probe acc (std)": float(np.std(accs)),
             "s per run": float(np.mean(secs)),
         })
-    _table(rows, f"choices on digits (train 1,257, {h['noise']:.0%} labels flipped, rate {h['rate']}, "
+    print_table(rows, f"choices on digits (train 1,257, {h['noise']:.0%} labels flipped, rate {h['rate']}, "
                  f"{h['seeds']} seeds; chance of a flipped label = {flip.mean():.3f})")
     return rows
 
@@ -197,7 +179,7 @@ def main_section(h: dict, out: Path | None) -> dict:
     total = time.perf_counter() - t
     stages = [{"stage": k, "seconds": v} for k, v in res.manifest["timings_s"].items()]
     stages.append({"stage": "select() wall", "seconds": total})
-    _table(stages, f"select(rate={h['rate']}) on {h['dataset']} {x.shape} (target total <= 60 s)")
+    print_table(stages, f"select(rate={h['rate']}) on {h['dataset']} {x.shape} (target total <= 60 s)")
 
     # 2. local persistence: batched H0 vs a ripser loop on the same neighbourhoods
     z = res.extras["manifold"]
@@ -223,7 +205,7 @@ def main_section(h: dict, out: Path | None) -> dict:
         {"method": "H1 via ripser per neighbourhood, extrapolated (not in default)",
          "seconds": t_h1 * len(z), "ratio": t_h1 * len(z) / t_batched},
     ]
-    _table(pers, f"local persistence on {neigh.shape[0]} neighbourhoods of {neigh.shape[1]} points "
+    print_table(pers, f"local persistence on {neigh.shape[0]} neighbourhoods of {neigh.shape[1]} points "
                  f"in {z.shape[1]}-d (target ratio >= 20); same diagrams on the sample: {same}")
 
     # 3. linear probe: kept 10% vs random 10%; also TopoPrune without its label-consistency term
@@ -241,7 +223,7 @@ def main_section(h: dict, out: Path | None) -> dict:
     if h["probe"]:
         full = _probe(x, y, emb.features_test, emb.labels_test, h["probe_c"])
         rows.append({"subset": "all 100%", "test acc mean": full, "std": 0.0, "per seed": "-"})
-    _table(rows, f"logistic probe on {h['dataset']} features, test accuracy ({h['seeds']} seeds)")
+    print_table(rows, f"logistic probe on {h['dataset']} features, test accuracy ({h['seeds']} seeds)")
 
     if out is not None:
         _plot_stages(stages[:-1], out / "stages.png")
