@@ -20,7 +20,7 @@ from scipy.sparse.csgraph import connected_components
 import topodata
 
 ROOT = Path(topodata.__file__).parent
-LEAVES = {"_validation", "_io", "_meta", "_threads"}
+LEAVES = {"_validation", "_io", "_meta", "_threads", "_engine", "_ray"}
 # Lower layers first; a unit may import only units listed before it (and the leaves).
 LAYERS = [
     ["data"],
@@ -30,6 +30,7 @@ LAYERS = [
     ["manifold", "dedup"],
     ["topology"],
     ["weights", "scores", "plots"],
+    ["extrapolate"],  # score extrapolation: a method's scores on a fraction -> every sample's
     ["select"],
     ["train"],
     ["pipeline"],  # dataset spec -> selection, the one library call of `select` and `bench`

@@ -10,10 +10,10 @@ import math
 
 import numpy as np
 
-__all__ = ["versions", "n_kept", "largest_remainder"]
+__all__ = ["versions", "n_kept", "largest_remainder", "stratified_subset"]
 
 _DISTRIBUTIONS = ("topodata", "numpy", "scipy", "scikit-learn", "torch", "torchvision", "umap-learn",
-                  "faiss-cpu", "ripser", "numba")
+                  "faiss-cpu", "ripser", "numba", "torch-geometric")
 
 
 def versions() -> dict[str, str]:
@@ -55,3 +55,22 @@ def largest_remainder(counts, total: int) -> np.ndarray:
     base = np.floor(exact).astype(np.int64)
     base[np.argsort(-(exact - base), kind="stable")[: int(total - base.sum())]] += 1
     return base
+
+
+def stratified_subset(labels, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of a class-stratified random ``fraction`` of ``labels``.
+
+    Each class keeps ``max(1, round(fraction * n_c))`` samples (half rounds up), drawn without
+    replacement from ``rng``. One rule for the proxy's training subset (``embed``) and the scored
+    subset of score extrapolation (``extrapolate``), so that the two coincide.
+
+    >>> stratified_subset(np.repeat([0, 1], [10, 4]), 0.5, np.random.default_rng(0)).size
+    7
+    """
+    labels = np.asarray(labels)
+    kept = []
+    for c in np.unique(labels):  # a loop over classes, not samples
+        idx = np.flatnonzero(labels == c)
+        k = max(1, int(math.floor(fraction * idx.size + 0.5)))
+        kept.append(rng.choice(idx, size=min(k, idx.size), replace=False))
+    return np.sort(np.concatenate(kept)).astype(np.int64)

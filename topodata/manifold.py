@@ -30,6 +30,9 @@ from .neighbors import l2_normalize  # re-exported: the one row normaliser
 
 __all__ = [
     "global_manifold",
+    "place_on_manifold",
+    "place_batch",
+    "PLACE_BATCH",
     "l2_normalize",
     "standardize_columns",
     "enable_numba_cache",
@@ -152,6 +155,7 @@ def global_manifold(
     device: str = "auto",
     random_state: Any = 0,
     standardize: bool = True,
+    fit_size: int | None = None,
 ) -> np.ndarray:
     """Embed L2-normalised features into a small-dimensional UMAP manifold.
 
@@ -190,6 +194,10 @@ def global_manifold(
         Centre each UMAP component and scale it to unit variance, so that the local topology stage
         sees one scale whatever UMAP's spread. Not applied with ``method='none'``: giving raw feature
         columns unit variance would blow up near-constant (dead) dimensions.
+    fit_size : int or None, default=None
+        Fit UMAP on a seeded sample of at most this many rows (its own kNN graph; ``knn`` is then
+        not used) and place the others with :func:`place_on_manifold` in batches: UMAP's cost and
+        memory stay those of the sample, and the rest costs one kNN query per row. None: fit all.
 
     Returns
     -------
@@ -232,10 +240,21 @@ def global_manifold(
         raise V.TopodataInputError(
             f"n_components={n_components} needs more than {n_components + 1} samples; got {n}"
         )
-    if knn is None:
-        idx, dist = _knn(f, int(n_neighbors), method=knn_method, device=device, random_state=knn_seed)
+    if fit_size is not None:
+        V.check_scalar(fit_size, "fit_size", (int, np.integer), min_val=max(int(n_components) + 2, int(n_neighbors) + 1))
+    if fit_size is not None and n > fit_size:
+        # a seeded sample carries the fit; its own kNN graph (the given one is of all rows)
+        sample = np.sort(np.random.default_rng(V.derive_seed(rng)).choice(n, size=int(fit_size), replace=False))
+        rest = np.setdiff1d(np.arange(n), sample)
+        f_fit = f[sample]
+        idx, dist = _knn(f_fit, int(n_neighbors), method=knn_method, device=device, random_state=knn_seed)
     else:
-        idx, dist = _check_knn(knn, n, int(n_neighbors))
+        sample = rest = None
+        f_fit = f
+        if knn is None:
+            idx, dist = _knn(f, int(n_neighbors), method=knn_method, device=device, random_state=knn_seed)
+        else:
+            idx, dist = _check_knn(knn, n, int(n_neighbors))
 
     enable_numba_cache()
     import umap
@@ -258,11 +277,110 @@ def global_manifold(
         with warnings.catch_warnings():
             # we never call transform(), so the missing NN-descent search index does not matter
             warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
-            z = reducer.fit_transform(f)
+            z = reducer.fit_transform(f_fit)
     finally:
         _torch_threads(torch_threads)
     z = np.asarray(z, dtype=np.float32)
+    if sample is not None:
+        z_all = np.empty((n, z.shape[1]), dtype=np.float32)
+        z_all[sample] = z
+        z_all[rest] = place_on_manifold(f_fit, z, f[rest], n_neighbors=int(n_neighbors), knn_method=knn_method,
+                                        random_state=knn_seed, normalize=False)
+        z = z_all
     return standardize_columns(z) if standardize else V.as_float32(z)
+
+
+#: Rows placed per batch by :func:`place_on_manifold` (one task each under the Ray engine).
+PLACE_BATCH = 65_536
+
+
+def place_on_manifold(
+    ref_features: Any,
+    ref_embedding: Any,
+    features: Any,
+    *,
+    n_neighbors: int = 15,
+    knn_method: str = "auto",
+    random_state: Any = 0,
+    batch_size: int = PLACE_BATCH,
+    normalize: bool = True,
+) -> np.ndarray:
+    """Coordinates for new rows on a manifold fitted to ``ref_features``: UMAP's transform, first step.
+
+    Each row gets the membership-weighted mean of the coordinates of its ``n_neighbors`` nearest
+    reference rows, with UMAP's own weights (``smooth_knn_dist`` and
+    ``compute_membership_strengths`` of umap-learn, as its ``transform`` initialises new points).
+    umap-learn's ``transform`` itself cannot run here: a model fitted with ``precomputed_knn`` has
+    no search index (it raises ``NotImplementedError``), and its 30-epoch refinement would cost more
+    than the fit at a million rows. The neighbours come from one FAISS index of the reference rows
+    (:class:`topodata.neighbors.KnnIndex`), queried in batches of ``batch_size`` rows: memory grows
+    with the batch, not the data, and the batches run as tasks of the current engine
+    (:mod:`topodata._engine`), so in-process and Ray give the same coordinates.
+
+    Parameters
+    ----------
+    ref_features : array-like of shape (n_ref, n_features)
+    ref_embedding : array-like of shape (n_ref, n_components)
+        The fitted manifold's coordinates of the reference rows (not standardised).
+    features : array-like of shape (n_samples, n_features)
+        Rows to place.
+    n_neighbors : int, default=15
+    knn_method : {'auto', 'exact', 'ivf', 'hnsw'}, default='auto'
+    random_state : None, int or numpy Generator, default=0
+        Seeds an IVF index.
+    batch_size : int, default=65536
+    normalize : bool, default=True
+        L2-normalise both feature arrays first (as :func:`global_manifold` does).
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_components), float32
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ref = np.random.default_rng(0).normal(size=(100, 5)); emb = ref[:, :2]
+    >>> place_on_manifold(ref, emb, ref[:3] + 0.01).shape
+    (3, 2)
+    """
+    from ._engine import map_tasks, share
+    from .neighbors import KnnIndex
+
+    ref = V.check_features(ref_features, name="ref_features", dtype=np.float32, min_samples=2)
+    emb = V.check_features(ref_embedding, name="ref_embedding", dtype=np.float32)
+    x = V.check_features(features, name="features", dtype=np.float32, min_samples=0)
+    if emb.shape[0] != ref.shape[0]:
+        raise V.TopodataInputError(f"ref_embedding has {emb.shape[0]} rows but ref_features {ref.shape[0]}")
+    if x.shape[1] != ref.shape[1]:
+        raise V.TopodataInputError(f"features have {x.shape[1]} columns but ref_features {ref.shape[1]}")
+    V.check_scalar(n_neighbors, "n_neighbors", (int, np.integer), min_val=1, max_val=ref.shape[0])
+    V.check_scalar(batch_size, "batch_size", (int, np.integer), min_val=1)
+    if normalize:
+        ref, x = l2_normalize(ref), l2_normalize(x)
+    index = share(KnnIndex(knn_method, random_state=V.derive_seed(V.check_random_state(random_state))).fit(ref))
+    emb_ref = share(V.as_float32(emb))
+    starts = range(0, x.shape[0], int(batch_size))
+    parts = map_tasks(place_batch, [(index, emb_ref, x[s : s + int(batch_size)], int(n_neighbors)) for s in starts])
+    return np.concatenate(parts) if parts else np.empty((0, emb.shape[1]), dtype=np.float32)
+
+
+def place_batch(index: Any, ref_embedding: np.ndarray, x: np.ndarray, n_neighbors: int) -> np.ndarray:
+    """One batch of :func:`place_on_manifold` (a module-level function: a Ray task runs it)."""
+    enable_numba_cache()
+    from umap.umap_ import compute_membership_strengths, smooth_knn_dist
+
+    idx, dist = index.query(x, n_neighbors)
+    torch_threads = _torch_threads()
+    try:
+        # UMAP's transform: local connectivity 1 - 1 = 0 for new points, bipartite memberships
+        sigmas, rhos = smooth_knn_dist(dist, float(n_neighbors), local_connectivity=0.0)
+        _, _, vals, _ = compute_membership_strengths(idx.astype(np.int32), dist, sigmas, rhos, bipartite=True)
+    finally:
+        _torch_threads(torch_threads)
+    w = np.asarray(vals, dtype=np.float64).reshape(idx.shape)
+    total = w.sum(axis=1, keepdims=True)
+    w = np.where(total > 0, w / np.where(total > 0, total, 1.0), 1.0 / idx.shape[1])
+    return V.as_float32(np.einsum("nk,nkc->nc", w, ref_embedding[idx].astype(np.float64)))
 
 
 def density_fixture(

@@ -44,6 +44,8 @@ from ._threads import canonical_threads
 
 __all__ = [
     "knn",
+    "KnnIndex",
+    "IVF_SCAN",
     "EXACT_MAX_SAMPLES",
     "EXACT_MAX_SAMPLES_LOW_DIM",
     "LOW_DIM",
@@ -66,6 +68,8 @@ METHODS = ("auto", "exact", "ivf", "hnsw")
 DEVICES = ("auto", "cpu", "cuda")
 METRICS = ("euclidean", "cosine")
 
+#: IVF probes enough lists to scan about this many points per query (see ``_ivf_nprobe``).
+IVF_SCAN = 8192
 _HNSW_M = 32  # graph degree; efSearch is set from k below
 _TORCH_BLOCK = 4096  # query rows per torch.cdist block on CUDA (memory ~ block * n * 4 bytes)
 
@@ -159,6 +163,97 @@ def knn(
     return np.ascontiguousarray(idx, dtype=np.int64), np.ascontiguousarray(dists, dtype=np.float32)
 
 
+class KnnIndex:
+    """A FAISS index of reference rows, queried by other rows in batches (fitted state reused).
+
+    For placing new points among fitted ones: the index is built once (``fit``) and queried many
+    times, in this process or, pickled, in other processes (the FAISS index travels as its
+    serialised bytes), with the same answers.
+
+    Parameters
+    ----------
+    method : {'auto', 'exact', 'ivf', 'hnsw'}, default='auto'
+        As :func:`knn` (``'auto'``: exact up to :data:`EXACT_MAX_SAMPLES` reference rows).
+    random_state : None, int or numpy Generator, default=None
+        Seeds IVF's k-means and its training subsample.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topodata.neighbors import KnnIndex
+    >>> ref = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    >>> idx, d = KnnIndex().fit(ref).query(np.array([[0.9, 0.0]]), 2)
+    >>> idx.tolist(), d.astype(float).round(3).tolist()
+    ([[1, 0]], [[0.1, 0.9]])
+    """
+
+    def __init__(self, method: str = "auto", random_state: Any = None) -> None:
+        self.method = method
+        self.random_state = random_state
+
+    def fit(self, x: Any) -> "KnnIndex":
+        arr = V.as_float32(V.check_features(x, name="x", dtype=np.float32))
+        V.check_options(self.method, "method", METHODS)
+        rng = V.check_random_state(self.random_state)
+        method = self.method
+        if method == "auto":
+            limit = EXACT_MAX_SAMPLES_LOW_DIM if arr.shape[1] <= LOW_DIM else EXACT_MAX_SAMPLES
+            method = "exact" if arr.shape[0] <= limit else "ivf"
+        with canonical_threads():
+            self.index_ = _build_index(arr, 16, method, rng)
+        self.method_ = method
+        self.n_features_in_ = arr.shape[1]
+        self.n_samples_fit_ = arr.shape[0]
+        return self
+
+    def query(self, q: Any, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(indices, dists)`` of shape (n_queries, n_neighbors): the nearest reference rows of each
+        query row by increasing plain L2 distance (no self column: queries are not in the index)."""
+        arr = V.as_float32(V.check_features(q, name="queries", dtype=np.float32, min_samples=0))
+        if arr.shape[1] != self.n_features_in_:
+            raise V.TopodataInputError(
+                f"queries have {arr.shape[1]} features but the index was fitted on {self.n_features_in_}"
+            )
+        V.check_scalar(n_neighbors, "n_neighbors", (int, np.integer), min_val=1, max_val=self.n_samples_fit_)
+        with canonical_threads():
+            sq, idx = self.index_.search(arr, int(n_neighbors))
+        bad = (idx < 0).any(axis=1)
+        if bad.any():  # a probe found too few points: recall those rows exactly
+            import faiss
+
+            flat = faiss.IndexFlatL2(self.n_features_in_)
+            flat.add(_reference_rows(self.index_))
+            sq_b, idx_b = flat.search(np.ascontiguousarray(arr[bad]), int(n_neighbors))
+            sq[bad], idx[bad] = sq_b, idx_b
+        d = np.sqrt(np.maximum(sq, 0.0, dtype=np.float32))
+        return np.ascontiguousarray(idx, dtype=np.int64), np.ascontiguousarray(d, dtype=np.float32)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if "index_" in state:
+            import faiss
+
+            state["index_"] = faiss.serialize_index(state["index_"])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "index_" in state:
+            import faiss
+
+            state["index_"] = faiss.deserialize_index(state["index_"])
+        self.__dict__.update(state)
+
+
+def _reference_rows(index) -> np.ndarray:
+    """The rows stored in a flat, IVF-flat or HNSW-flat FAISS index, in insertion order."""
+    import faiss
+
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.make_direct_map()
+    return index.reconstruct_n(0, index.ntotal)
+
+
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm (all-zero rows stay zero), float32 C-contiguous."""
     x = V.as_float32(x)
@@ -211,9 +306,19 @@ def _build_index(x: np.ndarray, k: int, method: str, rng: np.random.Generator):
         n_train = min(n, 64 * nlist)
         train = x if n_train == n else x[np.sort(rng.choice(n, size=n_train, replace=False))]
         index.train(train)
-        index.nprobe = int(max(nlist // 8, min(nlist, 16)))
+        index.nprobe = _ivf_nprobe(n, nlist)
     index.add(x)
     return index
+
+
+def _ivf_nprobe(n: int, nlist: int) -> int:
+    """Lists probed per query: 1/8 of them (at least 16), but no more than needed to scan about
+    :data:`IVF_SCAN` points. Without the cap the work per query grows with ``n`` (n/8 points), so the
+    kNN graph of n rows cost O(n²): 1/8 of brute force. The cap leaves every index of up to ~65,000
+    rows as it was; the recall it keeps above that is measured by ``scripts/bench_scaling.py``."""
+    per_list = max(1.0, n / nlist)
+    capped = math.ceil(IVF_SCAN / per_list)
+    return int(min(nlist, max(16, min(nlist // 8, capped))))
 
 
 @canonical_threads()  # FAISS's BLAS sums follow the thread count (distances differ in 128-d)

@@ -10,6 +10,7 @@ unchanged. The manifest gains the embedding settings and the seconds spent loadi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from pathlib import Path
@@ -18,10 +19,15 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import _validation as V
+from ._engine import check_engine
 from ._meta import versions
 from .data import load_dataset
+from .extrapolate import check_extrapolation
 from .scores import check_method_params, get_method, method_config  # noqa: F401 (re-exported)
-from .select import select
+from .dedup import image_duplicate_groups
+from .select import dedup_setting, select
+
+DEDUP_SPACES = ("auto", "images", "features")
 
 __all__ = [
     "select_dataset",
@@ -132,6 +138,7 @@ def select_dataset(
     root: str | os.PathLike | None = None,
     embed_params: Mapping[str, Any] | None = None,
     feature_noise: float = 0.0,
+    dedup_space: str = "auto",
     progress: bool = True,
     **select_kwargs: Any,
 ):
@@ -175,11 +182,18 @@ def select_dataset(
     feature_noise : float >= 0, default=0.0
         Scale of Gaussian noise added to the features before scoring (see
         :func:`add_feature_noise`), drawn from :func:`noise_rng` ``(random_state, feature_noise)``.
+    dedup_space : {'auto', 'images', 'features'}, default='auto'
+        Where near-duplicates are looked for when ``dedup`` is on (TopoPrune's default): in the
+        pixels of an image dataset (:func:`topodata.dedup.image_duplicate_groups`; a float
+        ``dedup`` is then a root-mean-square pixel difference) or in the features. ``'auto'``:
+        the pixels when ``spec`` names a dataset of images, else the features.
     progress : bool, default=True
         Progress bars and cache messages of the load and embed stages.
     **select_kwargs
         Every further keyword goes to :func:`topodata.select.select` unchanged (``strategy``,
-        ``beta``, ``sampler``, ``method_params``, ...). ``dataset`` names arrays in the manifest.
+        ``beta``, ``sampler``, ``method_params``, ``score_fraction``, ...). ``dataset`` names arrays in
+        the manifest. With ``score_fraction`` and a spec, the proxy trains on that fraction
+        (``proxy_fraction`` defaults to it) and the method scores exactly the proxy's training set.
 
     Returns
     -------
@@ -214,12 +228,15 @@ def select_dataset(
     if spec is not None and "dataset" in select_kwargs:
         raise V.TopodataInputError("dataset= names arrays in the manifest; with a spec the spec is the name")
     V.check_rate(rate)
+    V.check_options(dedup_space, "dedup_space", DEDUP_SPACES)
+    check_engine(select_kwargs.get("engine", "inprocess"), select_kwargs.get("ray_address"))
     V.check_scalar(feature_noise, "feature_noise", (int, float), min_val=0.0)
     if feature_noise and (isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))):
         raise TypeError(f"feature_noise needs an int random_state (the noise is seeded from it); got {random_state!r}")
     if scores is None:
         method = method or MAIN_METHOD
         select_kwargs["method_params"] = check_method_params(method, select_kwargs.get("method_params"))
+    proxy_fraction = _extrapolation_proxy(spec, method, scores, proxy_fraction, select_kwargs)
     embed = _EmbedSettings(model, proxy_fraction, embed_seed, _embed_options(epochs, device, root, embed_params))
 
     # --- load (files, labels) or embed (cached proxy features and dynamics)
@@ -231,17 +248,79 @@ def select_dataset(
         else:
             x = add_feature_noise(x, feature_noise, random_state=noise_rng(random_state, feature_noise))
 
+    # --- near-duplicates of an image dataset come from its pixels, not from the class-trained features
+    image_dedup = None
+    if spec is not None and dedup_space != "features":
+        t0 = time.perf_counter()
+        image_dedup = _image_dedup(spec, root, select_kwargs.get("dedup"), None if scores is not None else method,
+                                   dedup_space, random_state)
+        if image_dedup is not None:
+            select_kwargs["dedup"] = image_dedup[0]
+            inputs.timings["dedup_images"] = time.perf_counter() - t0
+
     # --- select, and the manifest of the whole call
     select_kwargs.setdefault("dataset", inputs.name)
     result = select(x, inputs.labels, rate=rate, method=None if scores is not None else method,
                     random_state=random_state, dynamics=inputs.dynamics, scores=inputs.scores, **select_kwargs)
     result.manifest["timings_s"] = {**inputs.timings, **result.manifest["timings_s"]}
+    if image_dedup is not None:
+        result.manifest["params"]["dedup"].update(space="images", threshold=image_dedup[1], threshold_rule=image_dedup[2])
     if inputs.embedding is not None:
         result.manifest["embedding"] = inputs.embedding
     if feature_noise and x is not inputs.features:
         result.manifest["feature_noise"] = float(feature_noise)
     result.extras = {**(result.extras or {}), "labels": inputs.labels}
     return result
+
+
+def _image_dedup(spec, root, dedup, method, space, random_state):
+    """``(groups, threshold, rule)`` of the dataset's image copies, or None (dedup off, or not images)."""
+    V.check_options(space, "dedup_space", DEDUP_SPACES)
+    setting = dedup_setting(dedup, method)
+    if setting is None or isinstance(setting, np.ndarray):
+        return None
+    shape = load_dataset(spec, root=root, progress=False).x_train.shape
+    if len(shape) != 4:
+        if space == "images":
+            raise V.TopodataInputError(f"dedup_space='images' needs a dataset of images; {spec!r} has inputs of shape "
+                                       f"{shape[1:]}")
+        return None
+    seed = int(random_state) if isinstance(random_state, (int, np.integer)) else 0
+    groups, thr = _image_groups(spec, None if root is None else str(root), setting, seed)
+    rule = "given" if setting != "auto" else "auto: factor x median aligned pixel difference to the k-th candidate"
+    return groups, thr, rule
+
+
+@functools.lru_cache(maxsize=4)  # the bench selects many times from one dataset in one process
+def _image_groups(spec: str, root: str | None, threshold, seed: int) -> tuple[np.ndarray, float]:
+    images = load_dataset(spec, root=root, progress=False).x_train
+    groups, thr = image_duplicate_groups(images, threshold=threshold, random_state=seed)
+    groups.setflags(write=False)
+    return groups, thr
+
+
+def _extrapolation_proxy(spec, method, scores, proxy_fraction, select_kwargs) -> float | None:
+    """Check the score-extrapolation options; with a spec, the proxy trains on the scored fraction.
+
+    ``score_fraction=F`` implies ``proxy_fraction=F`` (the scored set is then the proxy's training
+    set, where the training dynamics exist); ``proxy_fraction=1.0`` keeps a full proxy and scores
+    a seeded fraction of it; any other proxy fraction is refused.
+    """
+    extrap = check_extrapolation(
+        method if scores is None else None, select_kwargs.get("score_fraction"), select_kwargs.get("extrapolate"),
+        select_kwargs.get("extrapolate_params"), method_params=select_kwargs.get("method_params"),
+        scores_given=scores is not None,
+    )
+    if extrap is None or spec is None:
+        return proxy_fraction
+    if proxy_fraction is None:
+        return extrap[0]
+    if proxy_fraction not in (1.0, extrap[0]):
+        raise V.TopodataInputError(
+            f"proxy_fraction={proxy_fraction} with score_fraction={extrap[0]}: the scored set is the proxy's "
+            "training set; leave proxy_fraction unset (= score_fraction) or 1.0"
+        )
+    return proxy_fraction
 
 
 @dataclasses.dataclass

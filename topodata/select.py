@@ -17,6 +17,7 @@ import numpy as np
 from . import _validation as V
 from ._meta import largest_remainder, n_kept, versions  # re-exported: the rules live in the leaf module
 from ._threads import thread_count
+from .extrapolate import check_extrapolation, score_and_extrapolate
 from .scores import MethodOutput, check_method_params, get_method
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "class_budgets",
     "select_from_scores",
     "coverage_cut",
+    "dedup_setting",
     "auto_beta",
     "save_selection",
     "to_subset",
@@ -249,11 +251,16 @@ def select(
     beta: float | str = "auto",
     n_strata: int = 50,
     sampler: str = "key",
-    dedup: bool | float | str | None = None,
+    dedup: bool | float | str | np.ndarray | None = None,
     dynamics: Any = None,
     dataset: str = "arrays",
     method_params: dict[str, Any] | None = None,
     scores: Any = None,
+    score_fraction: float | None = None,
+    extrapolate: str | None = None,
+    extrapolate_params: dict[str, Any] | None = None,
+    engine: str = "inprocess",
+    ray_address: str | None = None,
 ) -> SelectionResult:
     """Choose which training samples to keep.
 
@@ -283,12 +290,15 @@ def select(
     sampler : {'draw', 'key'}, default='key'
         How a coverage stratum is sampled (see :func:`select_from_scores`); ``key`` keeps the
         selection stable when the features (and so the scores) move a little.
-    dedup : bool, float, 'auto' or None, default=None
+    dedup : bool, float, 'auto', array of group ids or None, default=None
         Near-duplicate handling (:mod:`topodata.dedup`): groups of samples closer than a threshold
         in the L2-normalised features; one member per group is kept before any group gives a
         second, and the method chooses among the members still open. ``True``/``'auto'``: the
         automatic threshold; a float: that threshold; ``False``: off; None: the method's default
-        (on for TopoPrune, off for the baselines). Needs ``features``.
+        (on for TopoPrune, off for the baselines); an integer array: the groups themselves, one
+        id per sample (e.g. image copies from :func:`topodata.dedup.image_duplicate_groups`,
+        which :func:`topodata.pipeline.select_dataset` uses for image datasets). A threshold
+        needs ``features``.
     dynamics : TrainingDynamics, optional
         Per-sample training dynamics for ``el2n``/``forgetting``/``aum``/``ccs``/``d2``.
     method_params : dict, optional
@@ -299,6 +309,25 @@ def select(
         runs; the budgets, strategy (default ``coverage``), ``beta`` and sampler are applied to
         them as to a method's, and the manifest names the method ``'precomputed'``. Cannot be
         combined with ``method``.
+    score_fraction : float in (0, 1), optional
+        Score extrapolation (:mod:`topodata.extrapolate`): the method scores only this seeded,
+        class-stratified fraction (exactly the samples the training ``dynamics`` saw, when the
+        proxy trained on a fraction), the extrapolator predicts the other scores, and the
+        strategy runs on all samples. Methods that select by themselves without a per-sample
+        score (``random``, ``kcenter``, ``herding``, ``moderate``) are refused; D2 contributes its
+        node score (its greedy picks are not used). The manifest's ``params.extrapolation``
+        records the fraction, extrapolator, its parameters and validation Spearman.
+    extrapolate : {'knn', 'gnn'}, optional
+        The extrapolator (default ``'knn'``); needs ``score_fraction``.
+    extrapolate_params : dict, optional
+        Its options (:class:`topodata.extrapolate.KNNConfig` / :class:`~topodata.extrapolate.GNNConfig`).
+    engine : {'inprocess', 'ray'}, default='inprocess'
+        Where the independent pieces of the method run (TopoPrune: the per-class local topology and
+        flow, the manifold placement batches): in this process, or as Ray tasks
+        (:mod:`topodata._engine`; ``pip install topodata[ray]``). Same seed, same indices.
+    ray_address : str, optional
+        With ``engine='ray'``: the cluster to join (``'auto'``, ``'ray://head:10001'``); None starts
+        a local Ray (or uses the one this process already started).
 
     Returns
     -------
@@ -318,9 +347,20 @@ def select(
     >>> len(res.indices)
     10
     """
+    call = dict(locals())  # the arguments, to re-enter inside the engine below
+    from ._engine import check_engine, current_engine, use_engine
+
+    if current_engine().name != check_engine(engine, ray_address):
+        with use_engine(engine, ray_address=ray_address) as eng:
+            result = select(**call)
+        result.manifest["engine"] = eng.describe()
+        return result
     t_start = time.perf_counter()
     rate = V.check_rate(rate)
     method, spec, method_params, given = _resolve_method(method, method_params, dynamics, scores)
+    extrap = check_extrapolation(None if given is not None else method, score_fraction, extrapolate,
+                                 extrapolate_params, method_params=method_params, scores_given=given is not None)
+    dedup = _dedup_groups_given(dedup)
     x, y = _check_inputs(features, labels, spec, dedup)
     if given is not None:
         given = V.check_features(given, name="scores", ndim=1, min_samples=0)
@@ -367,6 +407,11 @@ def select(
     sub = (lambda a: a) if pool is None else (lambda a: a[pool])
     if spec is None:
         out = MethodOutput(scores=sub(given))
+    elif extrap is not None:  # score a fraction, predict the rest; the pool reads the full vector
+        full = score_and_extrapolate(spec, x, y, rate=rate, fraction=extrap[0], extrapolator=extrap[1],
+                                     params=extrap[2], rng=rng, dynamics=dynamics, method_params=method_params)
+        out = MethodOutput(scores=sub(full.scores), params=full.params, timings_s=full.timings_s,
+                           suspects=None if full.suspects is None else sub(full.suspects))
     elif pool is not None and sum(pool_budgets.values()) == 0:
         out = MethodOutput(scores=np.full(pool.size, np.nan), indices=np.empty(0, np.int64))
     else:
@@ -479,7 +524,9 @@ def _resolve_method(method, method_params, dynamics, scores):
 
 def _check_inputs(features, labels, spec, dedup):
     """Validated ``(x, y)``; only the labels (and the features' length) when the method needs no features."""
-    needs_x = (spec is not None and spec.needs_features) or (dedup not in (None, False) and features is not None)
+    # a dedup threshold reads the features; given group ids do not
+    dedup_reads_x = not isinstance(dedup, np.ndarray) and dedup not in (None, False)
+    needs_x = (spec is not None and spec.needs_features) or (dedup_reads_x and features is not None)
     if needs_x:
         # methods check their own neighbourhood sizes against the class sizes (one line, exit 2)
         x, y = V.check_features_labels(features, labels, min_per_class=spec.min_per_class if spec else 1)
@@ -495,8 +542,30 @@ def _check_inputs(features, labels, spec, dedup):
     return x, y
 
 
-def _dedup_option(dedup, spec) -> float | str | None:
-    """The dedup threshold to use (a float or 'auto'), or None when off."""
+def dedup_setting(dedup: Any, method: str | None) -> float | str | np.ndarray | None:
+    """What :func:`select` does about near-duplicates for ``dedup`` and ``method``.
+
+    A float threshold, ``'auto'``, the given group ids, or None when off (``dedup=None`` takes
+    the method's default; no method, i.e. given scores, defaults to off).
+    """
+    return _dedup_option(_dedup_groups_given(dedup), get_method(method) if method is not None else None)
+
+
+def _dedup_groups_given(dedup):
+    """``dedup`` unchanged, or a validated int64 array when it holds group ids (a list or array)."""
+    if isinstance(dedup, (bool, str, int, float, np.integer, np.floating)) or dedup is None:
+        return dedup
+    groups = np.asarray(dedup)
+    if groups.ndim != 1 or (groups.size and not np.issubdtype(groups.dtype, np.integer)):
+        raise V.TopodataInputError(f"dedup groups must be one integer group id per sample; got {groups.dtype} "
+                                   f"of shape {groups.shape}")
+    return groups.astype(np.int64)
+
+
+def _dedup_option(dedup, spec) -> float | str | np.ndarray | None:
+    """The dedup threshold to use (a float or 'auto'), the given groups, or None when off."""
+    if isinstance(dedup, np.ndarray):
+        return dedup
     if dedup is None:
         dedup = spec.dedup if spec is not None else False
     if dedup is False or (isinstance(dedup, str) and dedup.lower() in ("off", "false", "none", "0")):
@@ -521,9 +590,14 @@ def _dedup_plan(x, y, budgets, threshold, rng):
     """
     from .dedup import dedup_rounds, near_duplicate_groups
 
-    if x.ndim != 2 or x.shape[1] == 0:
-        raise V.TopodataInputError("dedup needs features; pass them or use dedup=False")
-    groups, thr = near_duplicate_groups(x, threshold=threshold, random_state=rng)
+    if isinstance(threshold, np.ndarray):  # groups given (e.g. image copies found in the pixels)
+        if threshold.shape != y.shape:
+            raise V.TopodataInputError(f"dedup has {threshold.shape[0]} group ids but labels {y.shape[0]}; one per sample")
+        groups, thr = np.unique(threshold, return_inverse=True)[1].astype(np.int64), None
+    else:
+        if x.ndim != 2 or x.shape[1] == 0:
+            raise V.TopodataInputError("dedup needs features; pass them or use dedup=False")
+        groups, thr = near_duplicate_groups(x, threshold=threshold, random_state=rng)
     rank = dedup_rounds(groups, rng.random(y.shape[0]))
     forced_mask = np.zeros(y.shape[0], dtype=bool)
     pool_mask = np.zeros(y.shape[0], dtype=bool)
@@ -541,7 +615,8 @@ def _dedup_plan(x, y, budgets, threshold, rng):
     sizes = np.bincount(groups)
     info = {
         "threshold": thr,
-        "threshold_rule": "given" if threshold != "auto" else "auto: factor x median k-th neighbour distance",
+        "threshold_rule": ("groups given" if thr is None else "given" if threshold != "auto"
+                           else "auto: factor x median k-th neighbour distance"),
         "n_groups": int(sizes.size),
         "n_in_groups": int(sizes[sizes > 1].sum()),
         "n_redundant": int(y.shape[0] - sizes.size),

@@ -92,6 +92,7 @@ def add_parser(subparsers, help: str):
     _add_input_options(p)
     _add_selection_options(p)
     _add_embedding_options(p)
+    _add_extrapolation_options(p)
     _add_method_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
@@ -143,6 +144,19 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
                    help="near-duplicate groups (topodata.dedup): one member per group is kept before any group "
                         "gives a second; auto = automatic threshold, a number = that distance threshold, off; "
                         "default: the method's own")
+    p.add_argument("--dedup-space", choices=["auto", "images", "features"], default="auto",
+                   help="where near-duplicates are looked for: in the pixels of an image dataset (copies "
+                        "compared at their best shift of up to 2 px; a --dedup number is then a root-mean-"
+                        "square pixel difference), or in the proxy features; auto = pixels for image "
+                        "datasets, features otherwise (default: auto)")
+    p.add_argument("--engine", choices=["inprocess", "ray"], default="inprocess",
+                   help="where the independent pieces of the method run (topoprune: per-class local topology "
+                        "and flow, manifold placement batches): in this process, or as Ray tasks on a local Ray "
+                        "or the cluster at --ray-address (pip install 'topodata[ray]'); same --seed, same "
+                        "indices (default: inprocess)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --engine ray: the Ray cluster to join, e.g. auto (the cluster this machine "
+                        "belongs to) or ray://HEAD:10001 (default: start a local Ray with this machine's CPUs)")
     p.add_argument("--plot", action="store_true",
                    help="also write manifold.png (2-D view, kept samples highlighted) and diagrams.png "
                         "(a few neighbourhoods' persistence diagrams) when the method provides them")
@@ -167,6 +181,45 @@ def _add_embedding_options(p: argparse.ArgumentParser) -> None:
                      help="device for the embed stage (default: auto = cuda when present)")
     emb.add_argument("--root", default=None,
                      help="folder holding torchvision dataset files (cifar, mnist), if any")
+
+
+def _add_extrapolation_options(p: argparse.ArgumentParser) -> None:
+    ex = p.add_argument_group(
+        "score extrapolation (topodata.extrapolate)",
+        "score a fraction, predict the rest: the proxy trains on the seeded fraction, the method scores only "
+        "it, and the extrapolator predicts the other samples' scores before the strategy runs on all of them. "
+        "For el2n, forgetting, aum, ccs, d2 (its node score) and topoprune.")
+    ex.add_argument("--score-fraction", type=float, default=None, metavar="F",
+                    help="fraction (0 < F < 1) of the training split that is scored; the proxy trains on the same "
+                         "seeded class-stratified fraction unless --proxy-fraction 1.0 (default: off, score all)")
+    ex.add_argument("--extrapolate", choices=["knn", "gnn"], default=None,
+                    help="knn: exp(-distance)-weighted mean score of the k nearest scored samples (FAISS); gnn: a "
+                         "3-layer GCN (PyTorch Geometric) on the kNN graph of all samples, trained on the known "
+                         "scores (default: knn)")
+    ex.add_argument("--extrapolate-k", type=int, default=None, metavar="K",
+                    help="knn: scored neighbours averaged (default 20); gnn: neighbours per node of the graph "
+                         "(default 10)")
+    ex.add_argument("--extrapolate-weighting", choices=["exp", "mean"], default=None,
+                    help="knn only: weights exp(-distance) or a plain mean (default: exp)")
+    ex.add_argument("--extrapolate-epochs", type=int, default=None, metavar="E",
+                    help="gnn only: full-batch training epochs (default 100)")
+    ex.add_argument("--extrapolate-hidden", default=None, metavar="H1,H2",
+                    help="gnn only: widths of the two hidden GCN layers (default 512,256, the paper's; narrower "
+                         "layers are much cheaper on a CPU)")
+
+
+def _extrapolate_params(args) -> dict[str, Any] | None:
+    """The extrapolator options given on the command line (checked by select_dataset before loading)."""
+    given = {"k": args.extrapolate_k, "weighting": args.extrapolate_weighting, "epochs": args.extrapolate_epochs}
+    if args.extrapolate_hidden is not None:
+        try:
+            given["hidden"] = tuple(int(v) for v in args.extrapolate_hidden.split(","))
+        except ValueError:
+            raise TopodataInputError(
+                f"--extrapolate-hidden must be two comma-separated widths such as 512,256; got {args.extrapolate_hidden!r}"
+            ) from None
+    given = {k: v for k, v in given.items() if v is not None}
+    return given or None
 
 
 def _method_params(args, method: str) -> dict[str, Any]:
@@ -237,7 +290,10 @@ def run(args) -> int:
             model=args.model, proxy_fraction=args.proxy_fraction, embed_seed=args.embed_seed,
             epochs=args.epochs, device=args.device, root=args.root, progress=not args.quiet,
             class_balance=args.class_balance, strategy=args.strategy, beta=beta, n_strata=args.n_strata,
-            sampler=args.sampler, dedup=args.dedup, method_params=params,
+            sampler=args.sampler, dedup=args.dedup, dedup_space=args.dedup_space, method_params=params,
+            engine=args.engine, ray_address=args.ray_address,
+            score_fraction=args.score_fraction, extrapolate=args.extrapolate,
+            extrapolate_params=_extrapolate_params(args),
         )
     # --- plots, files, summary
     extra = _plot_files(args, result, log)

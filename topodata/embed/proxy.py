@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from .. import _validation as V
 from .._io import atomic_write_files, json_bytes, user_cache_dir
 from .._threads import deterministic, thread_count
-from .._meta import versions
+from .._meta import stratified_subset, versions
 from ..data import Dataset, load_dataset
 from ..nn.dynamics import DynamicsRecorder, TrainingDynamics
 from ..nn.loop import extract_features, fit, resolve_device
@@ -162,14 +162,10 @@ def proxy_subset(labels: np.ndarray, fraction: float, rng: np.random.Generator) 
     """Sorted indices of a class-stratified random ``fraction`` of ``labels``.
 
     Each class keeps ``max(1, round(fraction * n_c))`` samples (half rounds up), drawn without
-    replacement from ``rng``.
+    replacement from ``rng`` (:func:`topodata._meta.stratified_subset`, the rule score
+    extrapolation's scored subset shares).
     """
-    kept = []
-    for c in np.unique(labels):  # a loop over classes, not samples
-        idx = np.flatnonzero(labels == c)
-        k = max(1, int(math.floor(fraction * idx.size + 0.5)))
-        kept.append(rng.choice(idx, size=min(k, idx.size), replace=False))
-    return np.sort(np.concatenate(kept)).astype(np.int64)
+    return stratified_subset(labels, fraction, rng)
 
 
 @deterministic  # the proxy's training and features follow torch's thread count

@@ -24,6 +24,7 @@ import numpy as np
 from .. import _validation as V
 from .._threads import deterministic
 from . import MethodOutput
+from ._classflow import check_class_sizes, class_flow
 
 __all__ = ["TopoPruneConfig", "CONFIG", "topoprune", "local_neighbourhoods", "topological_displacement",
            "label_disagreement",
@@ -60,6 +61,12 @@ class TopoPruneConfig:
         default=100,
         metadata={"help": "UMAP optimisation epochs; 0 = umap-learn's default (500 below 10,000 "
                           "samples, else 200)"},
+    )
+    umap_fit_size: int = field(
+        default=100_000,
+        metadata={"help": "above this many samples UMAP is fitted on a seeded sample of this size and the "
+                          "others are placed on it (membership-weighted mean of their nearest sample "
+                          "points, in batches); 0 = always fit all samples"},
     )
     density: str = field(
         default="radius",
@@ -121,6 +128,8 @@ class TopoPruneConfig:
         V.check_scalar(self.umap_neighbors, "umap_neighbors", (int, np.integer), min_val=2)
         V.check_scalar(self.min_dist, "min_dist", (int, float), min_val=0.0)
         V.check_scalar(self.umap_epochs, "umap_epochs", (int, np.integer), min_val=0)
+        if self.umap_fit_size:
+            V.check_scalar(self.umap_fit_size, "umap_fit_size", (int, np.integer), min_val=100)
         V.check_options(self.density, "density", DENSITY)
         V.check_scalar(self.k_local, "k_local", (int, np.integer), min_val=2)
         V.check_options(self.neighbourhoods, "neighbourhoods", NEIGHBOURHOODS)
@@ -175,14 +184,7 @@ def local_neighbourhoods(
             )
         idx, _ = knn(z, k_local + 1, method=knn_method, device=device, random_state=rng)
         return idx
-    classes, counts = np.unique(labels, return_counts=True)
-    small = counts <= k_local
-    if small.any():
-        c, m = int(classes[small][0]), int(counts[small][0])
-        raise V.TopodataInputError(
-            f"class {c} has {m} samples but k_local={k_local} per-class neighbourhoods need at "
-            f"least {k_local + 1}; lower --k-local, use --neighbourhoods global, or drop the class"
-        )
+    classes = check_class_sizes(labels, k_local)
     out = np.empty((n, k_local + 1), dtype=np.int64)
     for c in classes:  # a loop over classes, not samples
         members = np.flatnonzero(labels == c)
@@ -366,15 +368,19 @@ def topoprune(
         x, method=method, n_components=cfg.n_components, n_neighbors=k_umap, min_dist=cfg.min_dist,
         densmap=cfg.manifold == "densmap", n_epochs=cfg.umap_epochs or None,
         knn=graph if method == "umap" else None,
-        random_state=manifold_seed,
+        random_state=manifold_seed, fit_size=cfg.umap_fit_size or None,
     )
     timings["manifold"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    neigh = local_neighbourhoods(
-        z, y if cfg.neighbourhoods == "class" else None, cfg.k_local,
-        knn_method=cfg.knn_method, device=cfg.knn_device, random_state=knn_seed,
-    )
+    # per-class neighbourhoods, H0 only: the classes are independent pieces of work on the current
+    # engine (in-process or Ray tasks; scores/_classflow.py), the same result as one pass over all
+    per_class = cfg.neighbourhoods == "class" and cfg.score == "displacement" and cfg.h1_fraction == 0
+    if not per_class:
+        neigh = local_neighbourhoods(
+            z, y if cfg.neighbourhoods == "class" else None, cfg.k_local,
+            knn_method=cfg.knn_method, device=cfg.knn_device, random_state=knn_seed,
+        )
     weights = None
     if cfg.density == "radius" and method == "umap":
         weights = _stretch_weights(graph[1], knn(z, k_umap, **knn_opts)[1], cfg.power)
@@ -383,7 +389,13 @@ def topoprune(
     t0 = time.perf_counter()
     from ..topology import h0_point_cloud, h1_point_cloud_batch
 
-    h0 = h0_point_cloud(z[neigh])
+    if per_class:
+        neigh, deaths, flow, flow_timings = class_flow(
+            z, y, k_local=cfg.k_local, steps=cfg.steps, step_size=cfg.step_size, power=cfg.power,
+            weights=weights, knn_method=cfg.knn_method, device=cfg.knn_device, knn_seed=knn_seed,
+        )
+    else:
+        deaths = h0_point_cloud(z[neigh]).deaths
     n = z.shape[0]
     h1_rows = np.empty(0, dtype=np.int64)
     if cfg.score == "h1_count":
@@ -395,13 +407,17 @@ def topoprune(
     timings["local_topology"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    if cfg.score == "displacement":
+    if per_class:
+        scores = flow
+        timings["local_topology"] = flow_timings["local_topology"]
+        t0 -= flow_timings["displacement"]
+    elif cfg.score == "displacement":
         scores = topological_displacement(
             z, neigh, steps=cfg.steps, step_size=cfg.step_size, power=cfg.power, weights=weights,
             h1_sample=h1_rows, h1_edges=[d.edges for d in h1], h1_weight=cfg.h1_weight,
         )
     else:
-        scores = _summary_scores(cfg, h0.deaths, h1_rows, h1, weights)
+        scores = _summary_scores(cfg, deaths, h1_rows, h1, weights)
     topo_scores = scores
     disagreement = label_disagreement(graph[0], y)
     if cfg.label_weight > 0:
@@ -412,12 +428,12 @@ def topoprune(
     params_used.update(
         n_h1_neighbourhoods=int(h1_rows.size),
         manifold_shape=list(z.shape),
-        median_h0_death=float(np.median(h0.deaths)),
+        median_h0_death=float(np.median(deaths)),
     )
     suspects = disagreement > cfg.noise_vote if cfg.noise_vote < 1 else None
     params_used.update(max_topological_score=float(np.max(topo_scores)),
                        mean_label_disagreement=float(disagreement.mean()))
-    extras = {"manifold": z, "neighbourhoods": _example_diagrams(z, neigh, h0.deaths, scores),
+    extras = {"manifold": z, "neighbourhoods": _example_diagrams(z, neigh, deaths, scores),
               "topological_scores": topo_scores}
     return MethodOutput(scores=scores, params=params_used, timings_s=timings, extras=extras, suspects=suspects)
 
