@@ -137,6 +137,7 @@ def test_unknown_model_fails_before_any_work(tmp_path):
         ("fashion_mnist_long", 4 * 4 * 3 + 3),
         ("fashion_mnist_transfer_cpu", (3 * 4 + 2) * 3 + 2 * 3),
         ("fashion_mnist_noise_long", (4 + 2 * 3) * 3 + 3),  # noisy cells for d2 and topoprune only
+        ("fashion_mnist_extrapolation", 3 * 3 + 3),
     ],
 )
 def test_cell_counts_of_the_shipped_pipelines(name, n_cells):
@@ -461,3 +462,54 @@ def test_failed_cell_is_logged_reported_and_retried(tmp_path, capsys):
     assert sorted(_ids(out)) == sorted(["full_s0_mlp-probe", "random_r0.5_s0_mlp-probe", bad_cell])
     row = next(r for r in read_results(out / "results.csv") if r["cell_id"] == bad_cell)
     assert row["n_train"] == 260 - int(0.99 * 260)
+
+
+# --- score extrapolation in a pipeline -----------------------------------------------------------------
+
+EXTRAP = GOOD.replace('"moderate"', '"el2n"') + """
+[embedder]
+model = "mlp"
+proxy_fraction = 0.5
+params = { epochs = 4 }
+[selection]
+score_fraction = 0.5
+extrapolate = "knn"
+"""
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda t: t.replace('"el2n"', '"moderate"'), "none of the methods .* can be extrapolated"),
+    (lambda t: t.replace("proxy_fraction = 0.5", "proxy_fraction = 0.3"), "embedder.proxy_fraction 0.3 with"),
+    (lambda t: t.replace("score_fraction = 0.5\n", ""), "extrapolate and extrapolate_params need score_fraction"),
+    (lambda t: t.replace("score_fraction = 0.5", "score_fraction = 1.5"), "score_fraction"),
+])
+def test_extrapolation_options_are_checked_when_the_pipeline_loads(edit, match):
+    with pytest.raises(TopodataInputError, match=match):
+        parse_pipeline(edit(EXTRAP), name="p")
+
+
+def test_extrapolation_only_changes_the_protocol_when_set():
+    plain = parse_pipeline(GOOD, name="p").protocol()["selection"]
+    assert "score_fraction" not in plain and "extrapolate" not in plain
+    sel = parse_pipeline(EXTRAP, name="p").protocol()["selection"]
+    assert sel["score_fraction"] == 0.5 and sel["extrapolate"] == "knn"
+
+
+def test_pipeline_cells_score_a_fraction_and_extrapolate(tmp_path):
+    """el2n cells extrapolate from the proxy's half; random cells run as usual in the same pipeline."""
+    text = EXTRAP.replace("rates = [0.5, 0.9]", "rates = [0.5]").replace("seeds = [0, 1]", "seeds = [0]")
+    p = parse_pipeline(text.replace('dataset = "digits"', 'dataset = "digits"\nfull_data = false'), name="ex")
+    with threadpool_limits(1):
+        run_pipeline(p, tmp_path / "ex", progress=False)
+    cells = tmp_path / "ex" / "cells"
+    import json
+
+    el2n = json.loads((cells / "el2n_r0.5_s0_mlp-mlp" / "manifest.json").read_text())
+    info = el2n["params"]["extrapolation"]
+    assert info["score_fraction"] == 0.5 and info["extrapolator"] == "knn"
+    assert info["scored_set"].startswith("the proxy's training set") and info["n_scored"] == 719  # half of 1,437, per class
+    assert el2n["embedding"]["proxy_fraction"] == 0.5
+    rand = json.loads((cells / "random_r0.5_s0_mlp-mlp" / "manifest.json").read_text())
+    assert "extrapolation" not in rand["params"]
+    assert len(np.load(cells / "el2n_r0.5_s0_mlp-mlp" / "indices.npy")) == len(
+        np.load(cells / "random_r0.5_s0_mlp-mlp" / "indices.npy"))

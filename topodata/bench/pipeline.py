@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _validation as V
+from ..extrapolate import EXTRAPOLABLE, check_extrapolation
 from ..pipeline import check_method_params
 from ..scores import available_methods, get_method
 from ..select import SAMPLERS, STRATEGIES
@@ -105,6 +106,8 @@ class SelectionSpec:
     class_balance: str = "proportional"
     sampler: str = "key"
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    score_fraction: float | None = None  # score extrapolation for the methods that allow it
+    extrapolate: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,9 @@ class Pipeline:
             "dataset": self.dataset,
             "embedder": {k: v for k, v in asdict(self.embedder).items() if k != "model"},
             "trainer": {k: v for k, v in asdict(self.trainer).items() if k != "model"},
-            "selection": asdict(self.selection),
+            # the extrapolation keys only when set, so that older results folders keep their protocol
+            "selection": {k: v for k, v in asdict(self.selection).items()
+                          if v is not None or k not in ("score_fraction", "extrapolate")},
         }
 
     def protocol_hash(self) -> str:
@@ -238,6 +243,13 @@ def parse_pipeline(text: str, *, name: str = "pipeline", origin: str = "<string>
     transfer = _parse_transfer(r, top, methods)
     trainer = _parse_trainer(r, top.get("trainer", {}))
     _warn_ignored(origin, trainer, transfer)
+    embedder = _parse_embedder(r, top.get("embedder", {}))
+    selection = _parse_selection(r, top.get("selection", {}), methods)
+    if selection.score_fraction is not None and embedder.proxy_fraction not in (1.0, selection.score_fraction):
+        raise V.TopodataInputError(
+            f"{origin}: embedder.proxy_fraction {embedder.proxy_fraction} with selection.score_fraction "
+            f"{selection.score_fraction}: the scored set is the proxy's training set; use the same value or 1.0"
+        )
     return Pipeline(
         name=r.scalar("name", top.get("name", name), str),
         description=r.scalar("description", top.get("description", ""), str),
@@ -246,9 +258,9 @@ def parse_pipeline(text: str, *, name: str = "pipeline", origin: str = "<string>
         rates=rates,
         seeds=seeds,
         full_data=r.scalar("full_data", top.get("full_data", True), bool),
-        embedder=_parse_embedder(r, top.get("embedder", {})),
+        embedder=embedder,
         trainer=trainer,
-        selection=_parse_selection(r, top.get("selection", {}), methods),
+        selection=selection,
         noise=noise,
         transfer=transfer,
         source=text,
@@ -301,7 +313,8 @@ def _parse_trainer(r: "_Reader", table: Any) -> TrainerSpec:
 
 
 def _parse_selection(r: "_Reader", table: Any, methods: tuple[str, ...]) -> SelectionSpec:
-    sel = r.keys("selection", ("strategy", "class_balance", "sampler", "method_params"), table)
+    sel = r.keys("selection", ("strategy", "class_balance", "sampler", "method_params", "score_fraction",
+                               "extrapolate"), table)
     origin = r.origin
     strategy = sel.get("strategy")
     if strategy is not None:
@@ -318,7 +331,21 @@ def _parse_selection(r: "_Reader", table: Any, methods: tuple[str, ...]) -> Sele
             )
         key = f"selection.method_params.{m}"
         check_method_params(m, r.table(key, params), name=f"{origin}: {key}")
-    return SelectionSpec(strategy=strategy, class_balance=balance, sampler=sampler, method_params=mparams)
+    fraction, extrap = sel.get("score_fraction"), sel.get("extrapolate")
+    if fraction is not None or extrap is not None:
+        # the methods that allow it score the fraction and extrapolate; the others (random, ...) run as usual
+        scored = [m for m in methods if m in EXTRAPOLABLE]
+        if not scored:
+            raise V.TopodataInputError(f"{origin}: selection.score_fraction: none of the methods {list(methods)} "
+                                       f"can be extrapolated (those that can: {list(EXTRAPOLABLE)})")
+        for m in scored:
+            try:
+                check_extrapolation(m, fraction, extrap, None, method_params=mparams.get(m))
+            except V.TopodataInputError as exc:
+                raise V.TopodataInputError(f"{origin}: selection: {exc}") from None
+        fraction = float(fraction)
+    return SelectionSpec(strategy=strategy, class_balance=balance, sampler=sampler, method_params=mparams,
+                         score_fraction=fraction, extrapolate=extrap)
 
 
 def _parse_noise(r: "_Reader", top: dict, methods: tuple[str, ...]) -> NoiseSpec | None:

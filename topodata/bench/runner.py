@@ -31,6 +31,7 @@ from .. import _validation as V
 from .._io import atomic_write_files, json_bytes
 from .._meta import versions
 from ..data import load_dataset
+from ..extrapolate import EXTRAPOLABLE
 from ..pipeline import load_embedding, select_dataset
 from ..select import SelectionResult, save_selection
 from .pipeline import FULL, PROBE, Cell, Pipeline, enumerate_cells, load_pipeline
@@ -131,6 +132,8 @@ class _Context:
                 embed_seed=e.seed, feature_noise=cell.noise, progress=self.progress,
                 strategy=sel.strategy, class_balance=sel.class_balance, sampler=sel.sampler,
                 method_params=sel.method_params.get(cell.method),
+                **({"score_fraction": sel.score_fraction, "extrapolate": sel.extrapolate}
+                   if sel.score_fraction is not None and cell.method in EXTRAPOLABLE else {}),
             )
             seconds = time.perf_counter() - t0
             res.extras = {}  # plot arrays; not needed here and large
