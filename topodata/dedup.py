@@ -113,6 +113,7 @@ def image_duplicate_groups(
     k: int = DEDUP_K,
     random_state: Any = 0,
     batch_size: int | None = None,
+    progress: bool = False,
 ) -> tuple[np.ndarray, float]:
     """Group ids of near-duplicate images (copies up to a small shift and faint noise).
 
@@ -136,6 +137,8 @@ def image_duplicate_groups(
     batch_size : int, optional
         Images compared per step; default: as many as keep one step's differences near 4 MB
         (small steps stay in the processor's cache, which is what bounds the speed here).
+    progress : bool, default=False
+        A tqdm bar over the comparison batches.
 
     Returns
     -------
@@ -171,7 +174,10 @@ def image_duplicate_groups(
     idx, _ = knn(l2_normalize(_fourier_magnitude(x)), k + 1, random_state=random_state)
     idx = idx[:, 1:]
     best = np.empty((n, k), dtype=np.float32)
-    for lo in range(0, n, batch_size):  # batches of rows bound the memory of the aligned copies
+    from tqdm.auto import tqdm
+
+    starts = range(0, n, batch_size)
+    for lo in tqdm(starts, desc="image copies", disable=not progress, leave=False):  # batches bound the memory
         best[lo:lo + batch_size] = _aligned_rms(x[lo:lo + batch_size], x, idx[lo:lo + batch_size], s)
     if threshold == "auto":
         thr = float(AUTO_FACTOR * np.median(best.max(axis=1)))

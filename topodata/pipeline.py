@@ -253,7 +253,7 @@ def select_dataset(
     if spec is not None and dedup_space != "features":
         t0 = time.perf_counter()
         image_dedup = _image_dedup(spec, root, select_kwargs.get("dedup"), None if scores is not None else method,
-                                   dedup_space, random_state)
+                                   dedup_space, random_state, progress)
         if image_dedup is not None:
             select_kwargs["dedup"] = image_dedup[0]
             inputs.timings["dedup_images"] = time.perf_counter() - t0
@@ -273,30 +273,32 @@ def select_dataset(
     return result
 
 
-def _image_dedup(spec, root, dedup, method, space, random_state):
+def _image_dedup(spec, root, dedup, method, space, random_state, progress=False):
     """``(groups, threshold, rule)`` of the dataset's image copies, or None (dedup off, or not images)."""
     V.check_options(space, "dedup_space", DEDUP_SPACES)
     setting = dedup_setting(dedup, method)
     if setting is None or isinstance(setting, np.ndarray):
         return None
-    shape = load_dataset(spec, root=root, progress=False).x_train.shape
-    if len(shape) != 4:
+    seed = int(random_state) if isinstance(random_state, (int, np.integer)) else 0
+    groups, thr, shape = _image_groups(spec, None if root is None else str(root), setting, seed, progress)
+    if groups is None:
         if space == "images":
             raise V.TopodataInputError(f"dedup_space='images' needs a dataset of images; {spec!r} has inputs of shape "
                                        f"{shape[1:]}")
         return None
-    seed = int(random_state) if isinstance(random_state, (int, np.integer)) else 0
-    groups, thr = _image_groups(spec, None if root is None else str(root), setting, seed)
     rule = "given" if setting != "auto" else "auto: factor x median aligned pixel difference to the k-th candidate"
     return groups, thr, rule
 
 
 @functools.lru_cache(maxsize=4)  # the bench selects many times from one dataset in one process
-def _image_groups(spec: str, root: str | None, threshold, seed: int) -> tuple[np.ndarray, float]:
+def _image_groups(spec: str, root: str | None, threshold, seed: int, progress: bool):
+    """``(groups, threshold, input shape)``; groups None when the inputs are not images."""
     images = load_dataset(spec, root=root, progress=False).x_train
-    groups, thr = image_duplicate_groups(images, threshold=threshold, random_state=seed)
+    if images.ndim != 4:
+        return None, None, images.shape
+    groups, thr = image_duplicate_groups(images, threshold=threshold, random_state=seed, progress=progress)
     groups.setflags(write=False)
-    return groups, thr
+    return groups, thr, images.shape
 
 
 def _extrapolation_proxy(spec, method, scores, proxy_fraction, select_kwargs) -> float | None:
