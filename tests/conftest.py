@@ -34,3 +34,13 @@ def one_thread():
     with threadpool_limits(1):
         yield
     torch.set_num_threads(before)
+
+
+def save_arrays(tmp_path, n_per_class: int, dim: int, n_classes: int = 4):
+    """Gaussian features and balanced labels saved as ``f.npy``/``y.npy``: ``(fx, fy, x, y)`` for CLI tests."""
+    x = np.random.default_rng(0).normal(size=(n_per_class * n_classes, dim)).astype(np.float32)
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    fx, fy = tmp_path / "f.npy", tmp_path / "y.npy"
+    np.save(fx, x)
+    np.save(fy, y)
+    return fx, fy, x, y

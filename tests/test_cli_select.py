@@ -12,16 +12,12 @@ import pytest
 
 from topodata.cli import build_parser, main
 
+from conftest import save_arrays
+
 
 @pytest.fixture
 def arrays(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(400, 8)).astype(np.float32)
-    y = np.repeat(np.arange(4), 100)
-    fx, fy = tmp_path / "f.npy", tmp_path / "y.npy"
-    np.save(fx, x)
-    np.save(fy, y)
-    return fx, fy, x, y
+    return save_arrays(tmp_path, 100, 8)
 
 
 def _run_cli(*args):

@@ -20,6 +20,8 @@ from topodata.extrapolate import (
     scored_samples,
 )
 from topodata.nn.dynamics import TrainingDynamics
+
+from conftest import save_arrays
 from topodata.scores import available_methods
 from topodata.select import select
 
@@ -230,13 +232,7 @@ def test_select_topoprune_with_score_fraction_keeps_dedup_and_suspects(blobs):
 
 @pytest.fixture
 def arrays(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(200, 6)).astype(np.float32)
-    y = np.repeat(np.arange(4), 50)
-    fx, fy = tmp_path / "f.npy", tmp_path / "y.npy"
-    np.save(fx, x)
-    np.save(fy, y)
-    return fx, fy
+    return save_arrays(tmp_path, 50, 6)[:2]
 
 
 @pytest.mark.parametrize("extra, match", [
