@@ -32,7 +32,6 @@ import numpy as np
 
 from . import _validation as V
 from ._meta import largest_remainder, n_kept, stratified_subset
-from ._threads import canonical_threads
 
 __all__ = [
     "EXTRAPOLATORS",
@@ -250,16 +249,14 @@ def _scored(features, scored_mask, scored_values) -> tuple[np.ndarray, np.ndarra
     return V.as_float32(x), mask, values
 
 
-@canonical_threads()  # FAISS's BLAS sums follow the thread count
 def _knn_predict(x_ref: np.ndarray, v_ref: np.ndarray, x_query: np.ndarray, k: int, weighting: str) -> np.ndarray:
     """Mean (or exp(-d)-weighted mean) of the values of each query's ``k`` nearest references."""
-    import faiss
+    from .neighbors import KnnIndex
 
     k = min(int(k), x_ref.shape[0])
-    index = faiss.IndexFlatL2(x_ref.shape[1])  # exact: the reference set is the small scored fraction
-    index.add(np.ascontiguousarray(x_ref))
-    sq, idx = index.search(np.ascontiguousarray(x_query), k)
-    d = np.sqrt(np.maximum(sq, 0.0).astype(np.float64))  # FAISS L2 is squared; the paper's weight is exp(-L2)
+    # exact: the reference set is the small scored fraction; the paper's weight is exp(-L2), not squared
+    idx, d = KnnIndex(method="exact").fit(x_ref).query(x_query, k)
+    d = d.astype(np.float64)
     if weighting == "mean":
         w = np.ones_like(d)
     else:  # exp(-(d - d_min)) ∝ exp(-d) per row; the shift avoids underflow at large distances
