@@ -17,10 +17,11 @@ as a mean over seeds, not seed by seed.
 ``--split val`` is for *choosing* settings: per class the last ``val_per_class`` training samples are held
 out, a fresh small-CNN proxy is trained on the rest (the pool), selection runs on the pool's features and
 every model is scored on the held-out samples; the test split is never read. ``rate`` is a variant key
-too (``"rate=0.7,beta=0.025"``), and ``strategy=random`` is the random baseline under the same glue.
+too (``"rate=0.7,beta=0.025"``), and ``strategy=random,class_balance=proportional`` is the random baseline
+under the same glue (the selection step uses TopoPrune's own class budgets unless a variant names others).
 
     python scripts/bench_topoprune_variants.py --split val --out runs/topoprune_val \
-        --variants "strategy=random;beta=0.05;beta=0.1"
+        --variants "strategy=random,class_balance=proportional;beta=0.05;beta=0.1"
 
 Prints a table (mean ± std over seeds) and writes ``results.json`` (after every variant) and a copy of this
 script to ``--out``.
@@ -128,9 +129,12 @@ def main(argv: list[str] | None = None) -> int:
                 # TopoPrune's scores do not depend on the rate
                 scores[key] = topodata.select(features, labels, rate=rate, method="topoprune",
                                               random_state=seed, method_params=params).scores
-            kept = topodata.select(None, labels, rate=rate, scores=scores[key], random_state=seed,
+            # TopoPrune's own class budgets unless the variant names others (they read the features)
+            balance = sel.get("class_balance", METHODS["topoprune"].class_balance)
+            kept = topodata.select(features if balance == "boundary" else None, labels, rate=rate,
+                                   scores=scores[key], random_state=seed, class_balance=balance,
                                    beta=sel.get("beta", auto_beta(rate, *METHODS["topoprune"].auto_beta)),
-                                   **{k: v for k, v in sel.items() if k not in ("rate", "beta")}).indices
+                                   **{k: v for k, v in sel.items() if k not in ("rate", "beta", "class_balance")}).indices
             m = train_on_subset(data, kept, model="smallcnn", steps=h["steps"], batch_size=h["batch_size"],
                                 lr=h["lr"], random_state=seed, progress=False)
             accs.append(m["accuracy"])

@@ -72,6 +72,10 @@ def test_parse_smoke_pipeline():
     assert p.protocol()["selection"]["sampler"] == "key"
     draw = parse_pipeline(GOOD + "[selection]\nsampler = 'draw'\n")
     assert draw.selection.sampler == "draw" and draw.protocol_hash() != parse_pipeline(GOOD).protocol_hash()
+    # class budgets: each method's own unless the pipeline names one (then it is part of the protocol)
+    assert p.selection.class_balance is None
+    bnd = parse_pipeline(GOOD + "[selection]\nclass_balance = 'boundary'\n")
+    assert bnd.selection.class_balance == "boundary" and bnd.protocol_hash() != parse_pipeline(GOOD).protocol_hash()
 
 
 @pytest.mark.parametrize(
@@ -92,6 +96,7 @@ def test_parse_smoke_pipeline():
         (GOOD + "[selection]\nmethod_params = { kcenter = {} }\n", r"method_params has key 'kcenter'"),
         (GOOD + "[transfer]\ntrainers = ['mlp']\n", r"missing required key 'transfer.embedders'"),
         (GOOD + "[selection]\nsampler = 'fresh'\n", r"selection.sampler must be one of"),
+        (GOOD + "[selection]\nclass_balance = 'equal'\n", r"selection.class_balance must be one of"),
         ("dataset = [", r"not valid TOML"),
     ],
 )

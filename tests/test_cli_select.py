@@ -28,7 +28,7 @@ def _run_cli(*args):
 def test_parser_defaults():
     args = build_parser().parse_args(["select", "--dataset", "digits", "--rate", "0.9", "--out", "x"])
     assert args.method is None and args.seed == 0 and args.beta == "auto"  # None: topoprune, unless --scores
-    assert args.class_balance == "proportional" and args.n_strata == 50 and args.sampler == "key"
+    assert args.class_balance is None and args.n_strata == 50 and args.sampler == "key"
     assert args.mp__topoprune__label_weight == 1.0  # --label-weight, generated from TopoPruneConfig
 
 
@@ -173,8 +173,10 @@ def test_bad_class_smaller_than_neighbourhood(tmp_path, capsys):
     fx, fy = tmp_path / "x.npy", tmp_path / "y.npy"
     np.save(fx, x)
     np.save(fy, y)
-    _bad(tmp_path, capsys, ["select", "--embeddings", str(fx), "--labels", str(fy), "--rate", "0.9"],
-         "class 1 has 5 samples")
+    # proportional budgets leave class 1 a budget below its size, so TopoPrune must score it (boundary budgets
+    # would keep all 5 of its samples, which sit among class 0, and need no neighbourhood)
+    _bad(tmp_path, capsys, ["select", "--embeddings", str(fx), "--labels", str(fy), "--rate", "0.9",
+                            "--class-balance", "proportional"], "class 1 has 5 samples")
 
 
 def test_unknown_method_is_argparse_error(tmp_path, arrays, capsys):

@@ -172,7 +172,7 @@ def _gen_select(r: random.Random, files, root: Path, case: int) -> tuple[list[st
         argv += ["--sampler", pick(["key", "draw"], ["other"])]
         verdicts.append(FAIL if argv[-1] == "other" else PASS)
     if r.random() < 0.2:
-        argv += ["--class-balance", pick(["proportional", "balanced"], ["equal"])]
+        argv += ["--class-balance", pick(["proportional", "balanced", "boundary"], ["equal"])]
         verdicts.append(FAIL if argv[-1] == "equal" else PASS)
     kind = pick(["new"] * 6 + ["existing"] * 3 + ["nested new"], ["empty", "file", "under file", "long"])
     out = root / "outs" / f"o{case}"

@@ -116,3 +116,37 @@ def test_bad_inputs():
         knn(np.array([[0.0, np.nan], [1.0, 1.0]]), 1)
     with pytest.raises(TopodataInputError, match="x must be 2-D"):
         knn(np.zeros(5), 1)
+
+
+@pytest.mark.parametrize("drop", [0.0, 0.01, 0.3])
+def test_restrict_knn_equals_a_fresh_exact_graph(drop):
+    from topodata.neighbors import restrict_knn
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 6)).astype(np.float32)
+    idx, d = knn(x, 8, method="exact")
+    rows = np.sort(rng.choice(400, size=400 - int(drop * 400), replace=False))
+    got_i, got_d = restrict_knn(x, idx, d, rows)
+    want_i, want_d = knn(x[rows], 8, method="exact")
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_allclose(got_d, want_d, rtol=1e-5, atol=1e-6)
+    assert got_i.dtype == np.int64 and got_d.dtype == np.float32
+
+
+def test_topoprune_reuses_the_boundary_graph_without_changing_the_selection(monkeypatch):
+    import dataclasses
+
+    import topodata
+    import topodata.scores as S
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(4 * np.eye(6)[c], 1, size=(80, 6)) for c in range(3)])
+    x = np.vstack([x, x[:12]])  # exact copies: the dedup pool leaves them out, the shared graph is restricted
+    y = np.concatenate([np.repeat(np.arange(3), 80), np.zeros(12, int)])
+    opts = dict(rate=0.8, method="topoprune", random_state=0, method_params={"k_local": 8, "manifold": "none"})
+    shared = topodata.select(x, y, **opts)
+    assert shared.manifest["params"]["dedup"]["n_redundant"] == 12
+    monkeypatch.setitem(S.METHODS, "topoprune", dataclasses.replace(S.METHODS["topoprune"], shares_feature_graph=False))
+    fresh = topodata.select(x, y, **opts)
+    np.testing.assert_array_equal(shared.indices, fresh.indices)
+    np.testing.assert_allclose(shared.scores, fresh.scores, equal_nan=True)

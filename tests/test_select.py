@@ -11,6 +11,7 @@ import topodata
 from topodata._validation import TopodataInputError
 from topodata.select import (
     auto_beta,
+    class_boundary,
     class_budgets,
     n_kept,
     save_selection,
@@ -45,6 +46,79 @@ def test_balanced_budgets_cap_and_redistribute():
     b = class_budgets(y, 60, balance="balanced")
     assert b == {0: 28, 1: 5, 2: 27} or b == {0: 27, 1: 5, 2: 28}
     assert sum(b.values()) == 60
+
+
+@pytest.mark.parametrize("keep", [0, 1, 17, 60, 150, 240, 299, 300])
+def test_boundary_budgets_sum_exactly_and_respect_class_sizes(keep):
+    y = np.repeat([0, 1, 2, 3], [100, 100, 60, 40])
+    b = class_budgets(y, keep, balance="boundary", boundary=[0.0, 0.05, 0.3, 0.6])
+    assert sum(b.values()) == keep
+    assert all(0 <= b[c] <= n for c, n in zip(range(4), [100, 100, 60, 40]))
+
+
+def test_boundary_budgets_follow_the_boundary_mass():
+    y = np.repeat([0, 1, 2], 100)
+    b = class_budgets(y, 60, balance="boundary", boundary=[0.0, 0.1, 0.3])
+    # half by size (10 each), half by mass 0 : 10 : 30 (0, 7.5, 22.5)
+    assert b == {0: 10, 1: 17, 2: 33}
+    # no boundary anywhere: proportional; the same boundary everywhere: proportional too
+    assert class_budgets(y, 60, balance="boundary", boundary=[0, 0, 0]) == class_budgets(y, 60)
+    assert class_budgets(y, 60, balance="boundary", boundary=[0.2] * 3) == class_budgets(y, 60)
+
+
+def test_boundary_budgets_cap_a_class_and_hand_on_the_rest():
+    y = np.repeat([0, 1, 2], [500, 500, 50])
+    b = class_budgets(y, 600, balance="boundary", boundary=[0.01, 0.01, 0.9])
+    assert b[2] == 50 and sum(b.values()) == 600 and abs(b[0] - b[1]) <= 1
+
+
+@pytest.mark.parametrize("boundary, match", [(None, "needs the classes' boundary"), ([0.1, 0.2], "one per class"),
+                                             ([0.1, -1, 0.2], "non-negative"), ([0.1, np.nan, 0], "finite")])
+def test_boundary_budgets_bad_shares(boundary, match):
+    with pytest.raises(TopodataInputError, match=match):
+        class_budgets(np.repeat([0, 1, 2], 10), 6, balance="boundary", boundary=boundary)
+
+
+def test_class_boundary_is_the_mean_share_of_foreign_neighbours(blobs, monkeypatch):
+    from sklearn.neighbors import NearestNeighbors
+
+    x, y = blobs
+    y = y.copy()
+    y[::7] = (y[::7] + 1) % 3  # some foreign labels, so the shares are not all 0
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    nb = NearestNeighbors(n_neighbors=15).fit(xn).kneighbors(xn, return_distance=False)
+    foreign = (y[nb[:, 1:]] != y[:, None]).mean(1)
+    want = [foreign[y == c].mean() for c in range(3)]
+    got = class_boundary(x, y, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    # above BOUNDARY_MAX_QUERIES rows the mean is taken over a seeded sample: close, and reproducible
+    import sys
+
+    monkeypatch.setattr(sys.modules["topodata.select"], "BOUNDARY_MAX_QUERIES", 200)
+    a = class_boundary(x, y, rng=np.random.default_rng(1))
+    assert np.array_equal(a, class_boundary(x, y, rng=np.random.default_rng(1)))
+    np.testing.assert_allclose(a, want, atol=0.08)
+
+
+def test_topoprune_budgets_follow_the_boundary_by_default():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(6 * np.eye(5)[c], 1, size=(100, 5)) for c in range(3)])
+    y = np.repeat(np.arange(3), 100)
+    y[100:200:4] = 2  # classes 1 and 2 now share a region: class 0 has no foreign neighbours
+    res = select(x, y, rate=0.8, method="topoprune", random_state=0, method_params={"manifold": "none", "k_local": 8})
+    p = res.manifest["params"]
+    assert p["class_balance"] == "boundary" and p["class_boundary"]["0"] == 0.0
+    kept = np.bincount(y[res.indices], minlength=3)
+    bnd = np.array([p["class_boundary"][str(c)] for c in range(3)])
+    assert kept.tolist() == list(class_budgets(y, n_kept(len(y), 0.8), balance="boundary", boundary=bnd).values())
+    assert kept[0] < n_kept(len(y), 0.8) * np.mean(y == 0) - 1  # the separated class gives budget away
+    # another class_balance is honoured, and random keeps its proportional default
+    prop = select(x, y, rate=0.8, method="topoprune", random_state=0, class_balance="proportional",
+                  method_params={"manifold": "none", "k_local": 8})
+    assert np.bincount(y[prop.indices]).tolist() == list(class_budgets(y, n_kept(len(y), 0.8)).values())
+    assert select(x, y, rate=0.8, method="random").manifest["params"]["class_balance"] == "proportional"
+    with pytest.raises(TopodataInputError, match="reads the features"):
+        select(None, y, rate=0.8, method="random", class_balance="boundary")
 
 
 @pytest.mark.parametrize("n,rate", [(10, 0.9), (101, 0.5), (300, 0.9), (300, 0.95), (1000, 0.7)])

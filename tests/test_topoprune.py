@@ -105,7 +105,8 @@ def test_select_hits_budgets_exactly(digits):
     res = topodata.select(x, y, rate=0.9, method="topoprune", random_state=0)
     assert res.indices.size == n_kept(600, 0.9) == 60
     kept = {int(c): int(k) for c, k in zip(*np.unique(y[res.indices], return_counts=True))}
-    assert kept == class_budgets(y, 60)
+    boundary = [res.manifest["params"]["class_boundary"][str(c)] for c in range(10)]  # the default budgets
+    assert kept == class_budgets(y, 60, balance="boundary", boundary=boundary)
     assert res.manifest["params"]["k_local"] == 16
     assert res.manifest["params"]["beta"] == pytest.approx(0.075)  # TopoPrune's own auto schedule
     assert "topoprune.displacement" in res.manifest["timings_s"]
@@ -211,7 +212,8 @@ def test_select_reports_small_class_as_input_error():
     x = rng.normal(size=(45, 4))
     y = np.array([0] * 40 + [1] * 5)
     with pytest.raises(TopodataInputError, match="class 1 has 5 samples"):
-        topodata.select(x, y, rate=0.5, method="topoprune", method_params={"manifold": "none"})
+        topodata.select(x, y, rate=0.5, method="topoprune", class_balance="proportional",
+                        method_params={"manifold": "none"})
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,7 @@ from ._threads import canonical_threads
 
 __all__ = [
     "knn",
+    "restrict_knn",
     "KnnIndex",
     "IVF_SCAN",
     "EXACT_MAX_SAMPLES",
@@ -244,6 +245,46 @@ class KnnIndex:
         self.__dict__.update(state)
 
 
+def restrict_knn(x: Any, indices: np.ndarray, dists: np.ndarray, rows: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The exact kNN graph of ``x[rows]``, from an exact kNN graph of all of ``x`` (:func:`knn`'s contract).
+
+    A row whose listed neighbours all stay keeps them (renumbered into ``rows``' positions): its
+    nearest neighbours among fewer points cannot be others. Only the rows that lost a neighbour are
+    searched again, exactly, among ``x[rows]``. Equal to ``knn(x[rows], k, method='exact')`` up to
+    the order of equal distances; the graph need not be rebuilt when a few rows leave (e.g. the
+    second copies of near-duplicates).
+
+    >>> import numpy as np
+    >>> x = np.array([[0.0], [1.0], [1.1], [5.0]])
+    >>> idx, d = knn(x, 2, method="exact")
+    >>> sub, _ = restrict_knn(x, idx, d, [0, 1, 3])  # point 2 leaves: point 1 looks again
+    >>> sub.tolist()
+    [[0, 1], [1, 0], [2, 1]]
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    n, k = indices.shape
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[rows] = np.arange(rows.size)
+    sub = pos[indices[rows]]
+    d = np.array(dists[rows], dtype=np.float32)
+    bad = np.flatnonzero((sub < 0).any(axis=1))
+    if bad.size:
+        import faiss
+
+        xs = V.as_float32(np.asarray(x, dtype=np.float32)[rows])
+        k_eff = min(k, rows.size)
+        with canonical_threads():
+            flat = faiss.IndexFlatL2(xs.shape[1])
+            flat.add(xs)
+            sq, ib = flat.search(np.ascontiguousarray(xs[bad]), k_eff)
+        ib, sq = _self_first(ib.astype(np.int64), sq, self_ids=bad)
+        sub = sub[:, :k_eff]
+        d = d[:, :k_eff]
+        sub[bad] = ib
+        d[bad] = np.sqrt(np.maximum(sq, 0.0, dtype=np.float32))
+    return np.ascontiguousarray(sub, dtype=np.int64), np.ascontiguousarray(d, dtype=np.float32)
+
+
 def _reference_rows(index) -> np.ndarray:
     """The rows stored in a flat, IVF-flat or HNSW-flat FAISS index, in insertion order."""
     import faiss
@@ -373,20 +414,22 @@ def _repair_missing(
     return idx, sq
 
 
-def _self_first(idx: np.ndarray, sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _self_first(idx: np.ndarray, sq: np.ndarray, self_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Put each point in column 0 with distance 0 and keep the rest sorted (vectorised).
 
-    Rows where the point is missing (more than ``k`` exact duplicates) get it in place of their
-    last column. A stable sort on ``(distance, with self forced to -1)`` then moves it first.
+    Row ``i`` is point ``i``, or ``self_ids[i]`` when given. Rows where the point is missing (more
+    than ``k`` exact duplicates) get it in place of their last column. A stable sort on
+    ``(distance, with self forced to -1)`` then moves it first.
     """
     n = idx.shape[0]
-    rows = np.arange(n)[:, None]
+    ids = np.arange(n) if self_ids is None else np.asarray(self_ids, dtype=np.int64)
+    rows = ids[:, None]
     is_self = idx == rows
     missing = ~is_self.any(axis=1)
     if missing.any():
         idx = idx.copy()
         sq = sq.copy()
-        idx[missing, -1] = np.flatnonzero(missing)
+        idx[missing, -1] = ids[missing]
         is_self = idx == rows
     key = np.where(is_self, -1.0, np.maximum(sq, 0.0)).astype(np.float64)
     order = np.argsort(key, axis=1, kind="stable")

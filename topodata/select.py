@@ -25,6 +25,7 @@ __all__ = [
     "select",
     "n_kept",
     "class_budgets",
+    "class_boundary",
     "select_from_scores",
     "coverage_cut",
     "dedup_setting",
@@ -33,26 +34,59 @@ __all__ = [
     "to_subset",
     "load_indices",
     "STRATEGIES",
+    "BALANCES",
 ]
 
 STRATEGIES = ("coverage", "hard", "easy", "random")
 SAMPLERS = ("draw", "key")
 
 
-def class_budgets(labels: np.ndarray, n_keep: int, *, balance: str = "proportional") -> dict[int, int]:
+BALANCES = ("proportional", "balanced", "boundary")
+#: Under ``class_balance='boundary'`` this share of the kept count follows the classes' boundary
+#: mass; the rest follows class sizes (``docs/algorithms.md``, class budgets).
+BOUNDARY_SHARE = 0.5
+#: Neighbours (the sample itself included) of the feature kNN graph whose labels measure a class's
+#: boundary mass: the graph TopoPrune hands UMAP (``umap_neighbors``).
+BOUNDARY_NEIGHBORS = 15
+#: Above this many samples the boundary mass is estimated on a seeded sample of this many rows.
+BOUNDARY_MAX_QUERIES = 100_000
+
+
+def class_budgets(
+    labels: np.ndarray, n_keep: int, *, balance: str = "proportional", boundary: Any = None
+) -> dict[int, int]:
     """Split ``n_keep`` over classes so that the budgets sum exactly to ``n_keep``.
 
     ``proportional``: largest-remainder apportionment of ``n_keep * n_c / n`` (each budget is within
     one of its proportional share; ties broken by class id). ``balanced``: as equal as possible,
     capped at each class's size, the surplus handed to the classes that still have room.
+    ``boundary``: :data:`BOUNDARY_SHARE` of the budget in proportion to each class's boundary mass
+    ``n_c b_c`` (``boundary``: one ``b_c`` per class in sorted class order, e.g. from
+    :func:`class_boundary`), the rest in proportion to class sizes; capped at class sizes. A class
+    whose samples have no neighbour of another class is learned from few of them; the errors of a
+    model trained on a small subset sit where classes touch.
+
+    >>> y = np.repeat([0, 1, 2], 100)
+    >>> class_budgets(y, 30, balance="boundary", boundary=[0.0, 0.1, 0.3])
+    {0: 5, 1: 9, 2: 16}
     """
-    V.check_options(balance, "class_balance", ("proportional", "balanced"))
+    V.check_options(balance, "class_balance", BALANCES)
     classes, counts = np.unique(labels, return_counts=True)
     n = int(counts.sum())
     if not 0 <= n_keep <= n:
         raise V.TopodataInputError(f"n_keep must be in [0, {n}]; got {n_keep}")
     if balance == "proportional":
         base = largest_remainder(counts, n_keep)
+    elif balance == "boundary":
+        if boundary is None:
+            raise V.TopodataInputError("class_balance='boundary' needs the classes' boundary shares")
+        b = np.asarray(boundary, dtype=np.float64)
+        if b.shape != counts.shape or not np.all(np.isfinite(b)) or (b < 0).any():
+            raise V.TopodataInputError(f"boundary must be {counts.size} non-negative finite shares, one per class")
+        mass = counts * b
+        weights = counts / n if mass.sum() <= 0 else (
+            (1 - BOUNDARY_SHARE) * counts / n + BOUNDARY_SHARE * mass / mass.sum())
+        base = _capped_apportion(weights, counts, n_keep)
     else:
         base = np.zeros_like(counts)
         left = n_keep
@@ -69,6 +103,80 @@ def class_budgets(labels: np.ndarray, n_keep: int, *, balance: str = "proportion
             left -= int(give.sum())
             open_ = base < counts
     return {int(c): int(b) for c, b in zip(classes, base)}
+
+
+def _capped_apportion(weights: np.ndarray, caps: np.ndarray, total: int) -> np.ndarray:
+    """Integer shares of ``total`` in proportion to ``weights``, none above its cap, summing to ``total``.
+
+    Water-filling: a share that would pass its cap is fixed at the cap and the rest is shared again
+    among the others (at most one pass per group), then largest remainders.
+    """
+    out = np.zeros(caps.shape, dtype=np.int64)
+    open_ = np.ones(caps.shape, dtype=bool)
+    left = int(total)
+    while open_.any():
+        w = np.where(open_, weights, 0.0)
+        if w.sum() <= 0:
+            w = np.where(open_, caps.astype(np.float64), 0.0)
+        want = left * w / w.sum()
+        over = open_ & (want >= caps)
+        if not over.any():
+            shares = largest_remainder(w, left)
+            shares = np.minimum(shares, caps)  # rounding can lift one share by 1 onto its cap, never past
+            out[open_] = shares[open_]
+            left -= int(shares[open_].sum())
+            break
+        out[over] = caps[over]
+        left -= int(caps[over].sum())
+        open_ &= ~over
+    if left:  # rounding met a cap: hand the units to groups with room, largest weight first
+        for i in np.argsort(-weights, kind="stable"):
+            give = min(left, int(caps[i] - out[i]))
+            out[i] += give
+            left -= give
+    return out
+
+
+def class_boundary(features: np.ndarray, labels: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
+    """Each class's boundary share: the mean fraction of a sample's feature neighbours in another class.
+
+    The neighbours are the :data:`BOUNDARY_NEIGHBORS` − 1 nearest samples (any class) in the
+    L2-normalised features, the graph TopoPrune gives UMAP; above :data:`BOUNDARY_MAX_QUERIES`
+    samples the mean is taken over a seeded sample of rows (neighbours still from all rows).
+    Returns one share per class, in sorted class order.
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.vstack([rng.normal([5, 0], 1, (20, 2)), rng.normal([0, 5], 1, (20, 2))])
+    >>> class_boundary(x, np.repeat([0, 1], 20), rng=rng).tolist()  # 14 neighbours, all in the own class
+    [0.0, 0.0]
+    """
+    return _class_boundary(features, labels, rng)[0]
+
+
+def _class_boundary(features, labels, rng):
+    """``(shares, graph)``: ``graph`` is the exact ``(indices, dists)`` kNN graph of all normalised rows
+    when it was built (at most :data:`BOUNDARY_MAX_QUERIES` rows and an exact index), else None."""
+    from .manifold import l2_normalize
+    from .neighbors import EXACT_MAX_SAMPLES_LOW_DIM, LOW_DIM, KnnIndex, knn
+
+    classes, y = np.unique(labels, return_inverse=True)
+    n = y.shape[0]
+    k = min(BOUNDARY_NEIGHBORS, n)
+    xn = l2_normalize(features)
+    graph = None
+    if n <= BOUNDARY_MAX_QUERIES:
+        rows = np.arange(n)
+        graph = knn(xn, k, random_state=V.derive_seed(rng))
+        nb = graph[0]
+        if xn.shape[1] <= LOW_DIM and n > EXACT_MAX_SAMPLES_LOW_DIM:
+            graph = None  # 'auto' chose IVF there: an approximate graph is not handed on
+    else:
+        rows = np.sort(rng.choice(n, size=BOUNDARY_MAX_QUERIES, replace=False))
+        nb, _ = KnnIndex(random_state=V.derive_seed(rng)).fit(xn).query(xn[rows], k)
+    foreign = (y[nb[:, 1:]] != y[rows][:, None]).mean(axis=1)
+    total = np.bincount(y[rows], weights=foreign, minlength=classes.size)
+    count = np.bincount(y[rows], minlength=classes.size)
+    return total / np.maximum(count, 1), (None if graph is None else (xn, *graph))
 
 
 def auto_beta(rate: float, slope: float = 0.25, cap: float = 1.0, start: float = 0.5) -> float:
@@ -246,7 +354,7 @@ def select(
     rate: float,
     method: str | None = None,
     random_state: Any = 0,
-    class_balance: str = "proportional",
+    class_balance: str | None = None,
     strategy: str | None = None,
     beta: float | str = "auto",
     n_strata: int = 50,
@@ -277,7 +385,11 @@ def select(
         One of :func:`topodata.scores.available_methods`; default ``'topoprune'``.
     random_state : None, int or numpy Generator, default=0
         The only source of randomness. Same value ⇒ identical indices.
-    class_balance : {'proportional', 'balanced'}, default='proportional'
+    class_balance : {'proportional', 'balanced', 'boundary'} or None, default=None
+        Per-class budgets (:func:`class_budgets`): in proportion to class sizes, as equal as
+        possible, or half by class size and half by each class's boundary mass in the feature kNN
+        graph (:func:`class_boundary`; needs ``features``). None: the method's own (``boundary``
+        for TopoPrune, ``proportional`` for the others and for ``scores``).
     strategy : {'coverage', 'hard', 'easy', 'random'} or None
         How scores become a subset; None uses the method's own default.
     beta : float or 'auto', default='auto'
@@ -361,7 +473,12 @@ def select(
     extrap = check_extrapolation(None if given is not None else method, score_fraction, extrapolate,
                                  extrapolate_params, method_params=method_params, scores_given=given is not None)
     dedup = _dedup_groups_given(dedup)
-    x, y = _check_inputs(features, labels, spec, dedup)
+    class_balance = class_balance or (spec.class_balance if spec is not None else "proportional")
+    V.check_options(class_balance, "class_balance", BALANCES)
+    if class_balance == "boundary" and features is None:
+        raise V.TopodataInputError("class_balance='boundary' reads the features; pass them or choose another "
+                                   "class_balance")
+    x, y = _check_inputs(features, labels, spec, dedup, reads_x=class_balance == "boundary")
     if given is not None:
         given = V.check_features(given, name="scores", ndim=1, min_samples=0)
         if given.shape[0] != y.shape[0]:
@@ -387,7 +504,10 @@ def select(
     keep = n_kept(n, rate)
     if keep < 1:
         raise V.TopodataInputError(f"rate {rate} keeps no sample of {n}; lower --rate")
-    budgets = class_budgets(y, keep, balance=class_balance)
+    t0 = time.perf_counter()
+    boundary, graph = _class_boundary(x, y, rng) if class_balance == "boundary" else (None, None)
+    t_boundary = time.perf_counter() - t0
+    budgets = class_budgets(y, keep, balance=class_balance, boundary=boundary)
     empty = sorted(c for c, b in budgets.items() if b == 0)
     if empty:
         import warnings
@@ -418,6 +538,7 @@ def select(
         out: MethodOutput = spec.load()(
             sub(x), sub(y), budgets=pool_budgets, rng=rng,
             dynamics=_subset_dynamics(dynamics, pool), **method_params,
+            **_shared_graph(spec, method_params, graph, pool),
         )
     t_method = time.perf_counter() - t0
     n_pool = n if pool is None else pool.size
@@ -450,10 +571,14 @@ def select(
         timings["dedup"] = t_dedup
         groups = dedup_info.pop("_groups")
         dedup_info["distinct_kept"] = int(np.unique(groups[indices]).size)
+    if boundary is not None:
+        timings["class_boundary"] = t_boundary
     timings.update({"method": t_method, "select": t_select, "total": time.perf_counter() - t_start})
     coverage = out.indices is None and strategy == "coverage"
     params = {
         "class_balance": class_balance,
+        "class_boundary": None if boundary is None else {str(int(c)): float(b) for c, b in
+                                                         zip(np.unique(y), boundary)},
         "strategy": strategy if out.indices is None else "method",
         "beta": beta_v if coverage else None,
         "beta_rule": ("auto: max(schedule, flagged share)" if auto and suspects is not None else
@@ -522,11 +647,11 @@ def _resolve_method(method, method_params, dynamics, scores):
     return method, get_method(method), check_method_params(method, method_params), None
 
 
-def _check_inputs(features, labels, spec, dedup):
-    """Validated ``(x, y)``; only the labels (and the features' length) when the method needs no features."""
+def _check_inputs(features, labels, spec, dedup, *, reads_x: bool = False):
+    """Validated ``(x, y)``; only the labels (and the features' length) when nothing reads the features."""
     # a dedup threshold reads the features; given group ids do not
     dedup_reads_x = not isinstance(dedup, np.ndarray) and dedup not in (None, False)
-    needs_x = (spec is not None and spec.needs_features) or (dedup_reads_x and features is not None)
+    needs_x = (spec is not None and spec.needs_features) or ((dedup_reads_x or reads_x) and features is not None)
     if needs_x:
         # methods check their own neighbourhood sizes against the class sizes (one line, exit 2)
         x, y = V.check_features_labels(features, labels, min_per_class=spec.min_per_class if spec else 1)
@@ -625,6 +750,17 @@ def _dedup_plan(x, y, budgets, threshold, rng):
         "_groups": groups,
     }
     return np.flatnonzero(forced_mask), pool, pool_budgets, info
+
+
+def _shared_graph(spec, method_params, graph, pool) -> dict[str, Any]:
+    """``{'feature_graph': (indices, dists)}`` for a method that reuses the exact feature kNN graph the
+    class boundary was measured on (restricted to the dedup pool), else ``{}``."""
+    if graph is None or not spec.shares_feature_graph or method_params.get("knn_method", "auto") not in ("auto", "exact"):
+        return {}
+    from .neighbors import restrict_knn
+
+    xn, idx, dist = graph
+    return {"feature_graph": (idx, dist) if pool is None else restrict_knn(xn, idx, dist, pool)}
 
 
 def _noise_cut(y, beta, suspects) -> dict[int, float]:

@@ -30,7 +30,7 @@ a default)::
     [selection]
     strategy = "coverage"             # default: each method's own
     sampler = "key"                   # how a coverage stratum is sampled: key (default) or draw
-    class_balance = "proportional"
+    class_balance = "boundary"        # default: each method's own (boundary for topoprune)
     method_params = { topoprune = { k_local = 16 } }  # checked against the method's config
 
     [noise]                           # robustness: Gaussian noise on the embedder's features
@@ -61,7 +61,7 @@ from .. import _validation as V
 from ..extrapolate import EXTRAPOLABLE, check_extrapolation
 from ..pipeline import check_method_params
 from ..scores import available_methods, get_method
-from ..select import SAMPLERS, STRATEGIES
+from ..select import BALANCES, SAMPLERS, STRATEGIES
 
 __all__ = [
     "Pipeline",
@@ -103,7 +103,7 @@ class TrainerSpec:
 @dataclass(frozen=True)
 class SelectionSpec:
     strategy: str | None = None
-    class_balance: str = "proportional"
+    class_balance: str | None = None  # None: each method's own
     sampler: str = "key"
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     score_fraction: float | None = None  # score extrapolation for the methods that allow it
@@ -319,8 +319,10 @@ def _parse_selection(r: "_Reader", table: Any, methods: tuple[str, ...]) -> Sele
     strategy = sel.get("strategy")
     if strategy is not None:
         V.check_options(r.scalar("selection.strategy", strategy, str), f"{origin}: selection.strategy", STRATEGIES)
-    balance = r.scalar("selection.class_balance", sel.get("class_balance", "proportional"), str)
-    V.check_options(balance, f"{origin}: selection.class_balance", ("proportional", "balanced"))
+    balance = sel.get("class_balance")
+    if balance is not None:
+        V.check_options(r.scalar("selection.class_balance", balance, str), f"{origin}: selection.class_balance",
+                        BALANCES)
     sampler = r.scalar("selection.sampler", sel.get("sampler", "key"), str)
     V.check_options(sampler, f"{origin}: selection.sampler", SAMPLERS)
     mparams = r.table("selection.method_params", sel.get("method_params", {}))

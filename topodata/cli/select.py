@@ -124,9 +124,11 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
                    help="scoring/selection method (default: topoprune; not with --scores)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of every random choice in the selection (default: 0)")
-    p.add_argument("--class-balance", choices=["proportional", "balanced"], default="proportional",
-                   help="per-class budgets: proportional to class sizes (largest remainder) or as equal "
-                        "as possible (default: proportional)")
+    p.add_argument("--class-balance", choices=["proportional", "balanced", "boundary"], default=None,
+                   help="per-class budgets: proportional to class sizes (largest remainder), as equal as "
+                        "possible, or boundary: half by class size, half by each class's share of feature "
+                        "neighbours in another class (classes that touch others get more); default: the "
+                        "method's own (boundary for topoprune, proportional otherwise)")
     p.add_argument("--strategy", choices=["coverage", "hard", "easy", "random"], default=None,
                    help="how scores become a subset: coverage strata (CCS-style), keep hardest, keep "
                         "easiest, or ignore scores; default: the method's own (coverage for topoprune)")

@@ -70,6 +70,10 @@ class MethodSpec:
     # beta='auto' under coverage: min(cap, slope * (rate - start)), see topodata.select.auto_beta
     auto_beta: tuple[float, ...] = (0.25, 1.0)  # (slope, cap[, start=0.5])
     dedup: bool = False  # near-duplicate handling by default (select(dedup=None))
+    class_balance: str = "proportional"  # per-class budgets by default (select(class_balance=None))
+    # takes feature_graph=(indices, dists): the exact kNN graph of the L2-normalised features, k=15
+    # with self, that select already built for class_balance='boundary'
+    shares_feature_graph: bool = False
 
     def load(self) -> Callable[..., MethodOutput]:
         module, func = self.target.split(":")
@@ -87,6 +91,8 @@ METHODS: dict[str, MethodSpec] = {
             min_per_class=2,
             auto_beta=(0.25, 0.075),  # chosen on a validation split under CNN training (docs/algorithms.md)
             dedup=True,
+            class_balance="boundary",  # chosen on a validation split under CNN training (docs/algorithms.md)
+            shares_feature_graph=True,
         ),
         MethodSpec(
             "random",

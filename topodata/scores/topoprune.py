@@ -306,6 +306,7 @@ def topoprune(
     budgets: dict[int, int],
     rng: np.random.Generator,
     dynamics: Any = None,
+    feature_graph: tuple[np.ndarray, np.ndarray] | None = None,
     **params: Any,
 ) -> MethodOutput:
     """TopoPrune scores: displacement under a local topological flow on the global manifold.
@@ -319,6 +320,10 @@ def topoprune(
     rng : numpy Generator
         Seeds UMAP, IVF and the H1 subsample; same seed ⇒ same scores.
     dynamics : ignored
+    feature_graph : (indices, dists), optional
+        The exact kNN graph of the L2-normalised features (:func:`topodata.neighbors.knn`'s
+        contract, at least ``umap_neighbors`` columns), when the caller already built it
+        (``select`` does for its class budgets); its first ``umap_neighbors`` columns are used.
     **params : fields of :class:`TopoPruneConfig`.
 
     Returns
@@ -363,7 +368,12 @@ def topoprune(
     # the features' kNN graph: UMAP's input, the local radius that density='radius' restores and
     # the neighbours whose labels the label-consistency term reads; built once
     need_graph = method == "umap" or cfg.label_weight > 0 or cfg.noise_vote < 1
-    graph = knn(l2_normalize(x), k_umap, **knn_opts) if need_graph else None
+    if not need_graph:
+        graph = None
+    elif feature_graph is not None and feature_graph[0].shape[0] == x.shape[0] and feature_graph[0].shape[1] >= k_umap:
+        graph = (feature_graph[0][:, :k_umap], feature_graph[1][:, :k_umap])
+    else:
+        graph = knn(l2_normalize(x), k_umap, **knn_opts)
     z = global_manifold(
         x, method=method, n_components=cfg.n_components, n_neighbors=k_umap, min_dist=cfg.min_dist,
         densmap=cfg.manifold == "densmap", n_epochs=cfg.umap_epochs or None,
