@@ -87,21 +87,8 @@ def class_budgets(
         weights = counts / n if mass.sum() <= 0 else (
             (1 - BOUNDARY_SHARE) * counts / n + BOUNDARY_SHARE * mass / mass.sum())
         base = _capped_apportion(weights, counts, n_keep)
-    else:
-        base = np.zeros_like(counts)
-        left = n_keep
-        open_ = np.ones(len(counts), dtype=bool)
-        while left > 0 and open_.any():
-            share = left // int(open_.sum())
-            if share == 0:  # fewer units than open classes: one each in class-id order
-                idx = np.flatnonzero(open_)[:left]
-                base[idx] += 1
-                left = 0
-                break
-            give = np.where(open_, np.minimum(share, counts - base), 0)
-            base += give
-            left -= int(give.sum())
-            open_ = base < counts
+    else:  # as equal as possible: equal weights, the same capped water-filling
+        base = _capped_apportion(np.ones(counts.size), counts, n_keep)
     return {int(c): int(b) for c, b in zip(classes, base)}
 
 
@@ -158,6 +145,7 @@ def _class_boundary(features, labels, rng):
     when it was built (at most :data:`BOUNDARY_MAX_QUERIES` rows and an exact index), else None."""
     from .manifold import l2_normalize
     from .neighbors import EXACT_MAX_SAMPLES_LOW_DIM, LOW_DIM, KnnIndex, knn
+    from .scores.topoprune import label_disagreement
 
     classes, y = np.unique(labels, return_inverse=True)
     n = y.shape[0]
@@ -173,7 +161,7 @@ def _class_boundary(features, labels, rng):
     else:
         rows = np.sort(rng.choice(n, size=BOUNDARY_MAX_QUERIES, replace=False))
         nb, _ = KnnIndex(random_state=V.derive_seed(rng)).fit(xn).query(xn[rows], k)
-    foreign = (y[nb[:, 1:]] != y[rows][:, None]).mean(axis=1)
+    foreign = label_disagreement(nb, y, rows)
     total = np.bincount(y[rows], weights=foreign, minlength=classes.size)
     count = np.bincount(y[rows], minlength=classes.size)
     return total / np.maximum(count, 1), (None if graph is None else (xn, *graph))

@@ -448,8 +448,11 @@ def topoprune(
     return MethodOutput(scores=scores, params=params_used, timings_s=timings, extras=extras, suspects=suspects)
 
 
-def label_disagreement(knn_indices: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def label_disagreement(knn_indices: np.ndarray, labels: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """Fraction of each sample's kNN neighbours (column 0 = itself, left out) with another label.
+
+    Row ``i`` of ``knn_indices`` belongs to sample ``i``, or to ``rows[i]`` when only some samples
+    were queried.
 
     The label-consistency of a sample's star in the kNN graph: 0 inside a class, large on a class
     boundary and largest for a mislabelled sample, whose neighbours carry its true class. One
@@ -465,7 +468,8 @@ def label_disagreement(knn_indices: np.ndarray, labels: np.ndarray) -> np.ndarra
             f"knn_indices must have shape (n_samples, k + 1) with k >= 1; got {knn_indices.shape}"
         )
     labels = np.asarray(labels)
-    return (labels[knn_indices[:, 1:]] != labels[:, None]).mean(axis=1, dtype=np.float64)
+    own = labels if rows is None else labels[rows]
+    return (labels[knn_indices[:, 1:]] != own[:, None]).mean(axis=1, dtype=np.float64)
 
 
 def _normalise_max(s: np.ndarray) -> np.ndarray:
