@@ -72,6 +72,31 @@ def test_boundary_budgets_cap_a_class_and_hand_on_the_rest():
     assert b[2] == 50 and sum(b.values()) == 600 and abs(b[0] - b[1]) <= 1
 
 
+@pytest.mark.parametrize("balance", ["proportional", "balanced", "boundary"])
+@pytest.mark.parametrize("keep", [30, 90, 120, 150, 260])
+def test_budgets_cover_distinct_items_before_copies(balance, keep):
+    y = np.repeat([0, 1, 2], [100, 100, 100])
+    distinct = np.array([60, 60, 10])  # class 2: ten items, each ten times
+    b = class_budgets(y, keep, balance=balance, boundary=[0.05, 0.05, 0.6], distinct=distinct)
+    got = np.array([b[c] for c in range(3)])
+    assert got.sum() == keep and (got <= 100).all()
+    # no class goes past its distinct items while another still has some left, whatever the weights ask
+    if keep <= distinct.sum():
+        assert (got <= distinct).all()
+    else:
+        assert (got >= distinct).all()
+    # caps that do not bind change nothing
+    assert class_budgets(y, 30, balance=balance, boundary=[0.05, 0.05, 0.6], distinct=[100, 100, 100]) == \
+        class_budgets(y, 30, balance=balance, boundary=[0.05, 0.05, 0.6])
+
+
+def test_budgets_bad_distinct_counts():
+    with pytest.raises(TopodataInputError, match="distinct must be"):
+        class_budgets(np.repeat([0, 1], 10), 6, distinct=[11, 5])
+    with pytest.raises(TopodataInputError, match="distinct must be"):
+        class_budgets(np.repeat([0, 1], 10), 6, distinct=[5])
+
+
 @pytest.mark.parametrize("boundary, match", [(None, "needs the classes' boundary"), ([0.1, 0.2], "one per class"),
                                              ([0.1, -1, 0.2], "non-negative"), ([0.1, np.nan, 0], "finite")])
 def test_boundary_budgets_bad_shares(boundary, match):
@@ -380,6 +405,23 @@ def test_dedup_is_deterministic_and_reaches_every_strategy():
     b = select(x, y, rate=0.9, method="random", dedup=True, random_state=5)
     np.testing.assert_array_equal(a.indices, b.indices)
     assert np.unique(group[a.indices]).size == a.indices.size
+
+
+def test_dedup_caps_boundary_budgets_at_the_groups():
+    # class 2 touches class 1 (boundary budgets favour it) but holds only 15 distinct images, 6 copies each:
+    # the surplus its boundary asks for goes to the other classes' uncovered images, not to copies
+    rng = np.random.default_rng(0)
+    base = np.concatenate([rng.normal(6 * np.eye(6)[0], 1, (90, 6)), rng.normal(6 * np.eye(6)[1], 1, (90, 6)),
+                           rng.normal(6 * np.eye(6)[1] + 1.5, 1, (15, 6))])
+    label = np.repeat([0, 1, 2], [90, 90, 15])
+    reps = np.repeat([1, 1, 6], [90, 90, 15])
+    src = np.repeat(np.arange(base.shape[0]), reps)
+    x, y = base[src] + rng.normal(0, 1e-3, (src.size, 6)), label[src]
+    res = select(x, y, rate=0.6, method="topoprune", random_state=0, dedup=src,
+                 method_params={"manifold": "none", "k_local": 8})
+    assert res.manifest["params"]["class_balance"] == "boundary"
+    assert np.unique(src[res.indices]).size == res.indices.size == n_kept(len(y), 0.6)
+    assert np.bincount(y[res.indices], minlength=3)[2] == 15
 
 
 def test_dedup_needs_features():

@@ -53,7 +53,8 @@ BOUNDARY_MAX_QUERIES = 100_000
 
 
 def class_budgets(
-    labels: np.ndarray, n_keep: int, *, balance: str = "proportional", boundary: Any = None
+    labels: np.ndarray, n_keep: int, *, balance: str = "proportional", boundary: Any = None,
+    distinct: Any = None,
 ) -> dict[int, int]:
     """Split ``n_keep`` over classes so that the budgets sum exactly to ``n_keep``.
 
@@ -66,6 +67,12 @@ def class_budgets(
     whose samples have no neighbour of another class is learned from few of them; the errors of a
     model trained on a small subset sit where classes touch.
 
+    ``distinct`` (one count per class, e.g. of near-duplicate groups): the budgets are first capped
+    at these counts until every distinct item of every class is in (or ``n_keep`` is spent), and only
+    the rest goes to second copies, with the same weights. A class whose weight asks for more than
+    its distinct items then hands the surplus to classes with uncovered items instead of spending it
+    on copies.
+
     >>> y = np.repeat([0, 1, 2], 100)
     >>> class_budgets(y, 30, balance="boundary", boundary=[0.0, 0.1, 0.3])
     {0: 5, 1: 9, 2: 16}
@@ -75,8 +82,14 @@ def class_budgets(
     n = int(counts.sum())
     if not 0 <= n_keep <= n:
         raise V.TopodataInputError(f"n_keep must be in [0, {n}]; got {n_keep}")
+    if distinct is not None:
+        distinct = np.asarray(distinct, dtype=np.int64)
+        if distinct.shape != counts.shape or (distinct < 0).any() or (distinct > counts).any():
+            raise V.TopodataInputError(f"distinct must be {counts.size} counts, one per class, each within its "
+                                       "class size")
     if balance == "proportional":
-        base = largest_remainder(counts, n_keep)
+        weights = counts.astype(np.float64)
+        base = largest_remainder(counts, n_keep) if distinct is None else None
     elif balance == "boundary":
         if boundary is None:
             raise V.TopodataInputError("class_balance='boundary' needs the classes' boundary shares")
@@ -86,9 +99,14 @@ def class_budgets(
         mass = counts * b
         weights = counts / n if mass.sum() <= 0 else (
             (1 - BOUNDARY_SHARE) * counts / n + BOUNDARY_SHARE * mass / mass.sum())
-        base = _capped_apportion(weights, counts, n_keep)
+        base = None
     else:  # as equal as possible: equal weights, the same capped water-filling
-        base = _capped_apportion(np.ones(counts.size), counts, n_keep)
+        weights, base = np.ones(counts.size), None
+    if base is None and distinct is None:
+        base = _capped_apportion(weights, counts, n_keep)
+    elif base is None:  # distinct items first, then second copies
+        first = _capped_apportion(weights, distinct, min(n_keep, int(distinct.sum())))
+        base = first + _capped_apportion(weights, counts - distinct, n_keep - int(first.sum()))
     return {int(c): int(b) for c, b in zip(classes, base)}
 
 
@@ -495,7 +513,17 @@ def select(
     t0 = time.perf_counter()
     boundary, graph = _class_boundary(x, y, rng) if class_balance == "boundary" else (None, None)
     t_boundary = time.perf_counter() - t0
-    budgets = class_budgets(y, keep, balance=class_balance, boundary=boundary)
+    t0 = time.perf_counter()
+    groups, distinct = None, None
+    if dedup_threshold is not None:  # the groups cap the budgets: no class spends on copies while another has
+        from .dedup import dedup_rounds  # uncovered groups
+
+        groups, dedup_thr = _dedup_groups(x, y, dedup_threshold, rng)
+        rank = dedup_rounds(groups, rng.random(y.shape[0]))  # 0 = the first copy of its group
+        classes_, y_idx = np.unique(y, return_inverse=True)
+        distinct = np.bincount(y_idx[rank == 0], minlength=classes_.size)
+    t_dedup = time.perf_counter() - t0
+    budgets = class_budgets(y, keep, balance=class_balance, boundary=boundary, distinct=distinct)
     empty = sorted(c for c, b in budgets.items() if b == 0)
     if empty:
         import warnings
@@ -507,9 +535,9 @@ def select(
     # the method chooses the rest among the next round's members (the pool)
     t0 = time.perf_counter()
     forced, pool, pool_budgets, dedup_info = np.empty(0, np.int64), None, budgets, None
-    if dedup_threshold is not None:
-        forced, pool, pool_budgets, dedup_info = _dedup_plan(x, y, budgets, dedup_threshold, rng)
-    t_dedup = time.perf_counter() - t0
+    if groups is not None:
+        forced, pool, pool_budgets, dedup_info = _dedup_plan(groups, rank, dedup_thr, dedup_threshold, y, budgets)
+    t_dedup += time.perf_counter() - t0
 
     t0 = time.perf_counter()
     sub = (lambda a: a) if pool is None else (lambda a: a[pool])
@@ -693,25 +721,27 @@ def _dedup_option(dedup, spec) -> float | str | np.ndarray | None:
     return float(V.check_scalar(dedup, "dedup", (int, float), min_val=0.0, include_min=False))
 
 
-def _dedup_plan(x, y, budgets, threshold, rng):
-    """``(forced, pool, pool_budgets, info)`` for near-duplicate-aware selection.
-
-    Per class, the rounds of :func:`topodata.dedup.dedup_rounds` (round r = the r-th copy of every
-    group that has one) are kept whole while the budget allows; the rest of the budget is chosen
-    by the method among the members of the next round (the pool), so no group gives an r+1-th
-    member before every group gave its r-th.
-    """
-    from .dedup import dedup_rounds, near_duplicate_groups
+def _dedup_groups(x, y, threshold, rng):
+    """``(groups, threshold used)``: near-duplicate group ids (0..G-1, one per sample), given or found."""
+    from .dedup import near_duplicate_groups
 
     if isinstance(threshold, np.ndarray):  # groups given (e.g. image copies found in the pixels)
         if threshold.shape != y.shape:
             raise V.TopodataInputError(f"dedup has {threshold.shape[0]} group ids but labels {y.shape[0]}; one per sample")
-        groups, thr = np.unique(threshold, return_inverse=True)[1].astype(np.int64), None
-    else:
-        if x.ndim != 2 or x.shape[1] == 0:
-            raise V.TopodataInputError("dedup needs features; pass them or use dedup=False")
-        groups, thr = near_duplicate_groups(x, threshold=threshold, random_state=rng)
-    rank = dedup_rounds(groups, rng.random(y.shape[0]))
+        return np.unique(threshold, return_inverse=True)[1].astype(np.int64), None
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise V.TopodataInputError("dedup needs features; pass them or use dedup=False")
+    return near_duplicate_groups(x, threshold=threshold, random_state=rng)
+
+
+def _dedup_plan(groups, rank, thr, threshold, y, budgets):
+    """``(forced, pool, pool_budgets, info)`` for near-duplicate-aware selection.
+
+    Per class, the rounds ``rank`` of :func:`topodata.dedup.dedup_rounds` (round r = the r-th copy
+    of every group that has one) are kept whole while the budget allows; the rest of the budget is chosen
+    by the method among the members of the next round (the pool), so no group gives an r+1-th
+    member before every group gave its r-th.
+    """
     forced_mask = np.zeros(y.shape[0], dtype=bool)
     pool_mask = np.zeros(y.shape[0], dtype=bool)
     pool_budgets: dict[int, int] = {}
