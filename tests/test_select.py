@@ -424,6 +424,20 @@ def test_dedup_caps_boundary_budgets_at_the_groups():
     assert np.bincount(y[res.indices], minlength=3)[2] == 15
 
 
+def test_boundary_graph_serves_the_feature_dedup(monkeypatch):
+    # TopoPrune's boundary budgets build the exact feature kNN graph once; the feature-space dedup reuses it
+    import topodata.neighbors as nb
+
+    x, y, group = _copies()
+    calls = []
+    real = nb.knn
+    monkeypatch.setattr(nb, "knn", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    res = select(x, y, rate=0.5, method="topoprune", random_state=0, method_params={"manifold": "none"})
+    info = res.manifest["params"]["dedup"]
+    assert info["n_groups"] == 60 and info["distinct_kept"] == 60 == np.unique(group[res.indices]).size
+    assert calls.count(11) == 0 and calls.count(15) == 1  # no separate 10-neighbour graph for the groups
+
+
 def test_dedup_needs_features():
     y = np.repeat([0, 1], 20)
     with pytest.raises(TopodataInputError, match="dedup needs features"):

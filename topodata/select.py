@@ -518,7 +518,7 @@ def select(
     if dedup_threshold is not None:  # the groups cap the budgets: no class spends on copies while another has
         from .dedup import dedup_rounds  # uncovered groups
 
-        groups, dedup_thr = _dedup_groups(x, y, dedup_threshold, rng)
+        groups, dedup_thr = _dedup_groups(x, y, dedup_threshold, rng, graph)
         rank = dedup_rounds(groups, rng.random(y.shape[0]))  # 0 = the first copy of its group
         classes_, y_idx = np.unique(y, return_inverse=True)
         distinct = np.bincount(y_idx[rank == 0], minlength=classes_.size)
@@ -721,8 +721,12 @@ def _dedup_option(dedup, spec) -> float | str | np.ndarray | None:
     return float(V.check_scalar(dedup, "dedup", (int, float), min_val=0.0, include_min=False))
 
 
-def _dedup_groups(x, y, threshold, rng):
-    """``(groups, threshold used)``: near-duplicate group ids (0..G-1, one per sample), given or found."""
+def _dedup_groups(x, y, threshold, rng, graph=None):
+    """``(groups, threshold used)``: near-duplicate group ids (0..G-1, one per sample), given or found.
+
+    ``graph``: the exact kNN graph of the normalised features that the class boundary was measured
+    on, ``(xn, indices, squared distances)``; its first columns are the graph the groups need.
+    """
     from .dedup import near_duplicate_groups
 
     if isinstance(threshold, np.ndarray):  # groups given (e.g. image copies found in the pixels)
@@ -731,7 +735,8 @@ def _dedup_groups(x, y, threshold, rng):
         return np.unique(threshold, return_inverse=True)[1].astype(np.int64), None
     if x.ndim != 2 or x.shape[1] == 0:
         raise V.TopodataInputError("dedup needs features; pass them or use dedup=False")
-    return near_duplicate_groups(x, threshold=threshold, random_state=rng)
+    return near_duplicate_groups(x, threshold=threshold, random_state=rng,
+                                 knn_graph=None if graph is None else graph[1:])
 
 
 def _dedup_plan(groups, rank, thr, threshold, y, budgets):
