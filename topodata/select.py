@@ -515,8 +515,9 @@ def select(
     t_boundary = time.perf_counter() - t0
     t0 = time.perf_counter()
     groups, distinct = None, None
-    if dedup_threshold is not None:  # the groups cap the budgets: no class spends on copies while another has
-        from .dedup import dedup_rounds  # uncovered groups
+    if dedup_threshold is not None:
+        # the groups cap the budgets: no class spends on copies while another has uncovered groups
+        from .dedup import dedup_rounds
 
         groups, dedup_thr = _dedup_groups(x, y, dedup_threshold, rng, graph)
         rank = dedup_rounds(groups, rng.random(y.shape[0]))  # 0 = the first copy of its group
