@@ -87,9 +87,8 @@ def class_budgets(
         if distinct.shape != counts.shape or (distinct < 0).any() or (distinct > counts).any():
             raise V.TopodataInputError(f"distinct must be {counts.size} counts, one per class, each within its "
                                        "class size")
-    if balance == "proportional":
+    if balance == "proportional":  # never reaches a cap: plain largest remainder
         weights = counts.astype(np.float64)
-        base = largest_remainder(counts, n_keep) if distinct is None else None
     elif balance == "boundary":
         if boundary is None:
             raise V.TopodataInputError("class_balance='boundary' needs the classes' boundary shares")
@@ -99,12 +98,11 @@ def class_budgets(
         mass = counts * b
         weights = counts / n if mass.sum() <= 0 else (
             (1 - BOUNDARY_SHARE) * counts / n + BOUNDARY_SHARE * mass / mass.sum())
-        base = None
     else:  # as equal as possible: equal weights, the same capped water-filling
-        weights, base = np.ones(counts.size), None
-    if base is None and distinct is None:
+        weights = np.ones(counts.size)
+    if distinct is None:
         base = _capped_apportion(weights, counts, n_keep)
-    elif base is None:  # distinct items first, then second copies
+    else:  # distinct items first, then second copies
         first = _capped_apportion(weights, distinct, min(n_keep, int(distinct.sum())))
         base = first + _capped_apportion(weights, counts - distinct, n_keep - int(first.sum()))
     return {int(c): int(b) for c, b in zip(classes, base)}
