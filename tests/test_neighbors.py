@@ -133,6 +133,47 @@ def test_restrict_knn_equals_a_fresh_exact_graph(drop):
     assert got_i.dtype == np.int64 and got_d.dtype == np.float32
 
 
+def test_restrict_knn_searches_a_large_pool_with_ivf(monkeypatch):
+    # above the exact-search work the re-search is a seeded IVF index (no all-pairs scan of the pool);
+    # on clustered points it still finds nearly every neighbour, and the contract holds
+    import topodata.neighbors as N
+    from topodata.neighbors import restrict_knn
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(20, 6)) * 5)[rng.integers(0, 20, 3000)] + rng.normal(size=(3000, 6))
+    x = x.astype(np.float32)
+    idx, d = knn(x, 8, method="exact")
+    rows = np.sort(rng.choice(3000, size=2400, replace=False))
+    monkeypatch.setattr(N, "EXACT_MAX_SAMPLES", 500)
+    monkeypatch.setattr(N, "EXACT_MAX_SAMPLES_LOW_DIM", 500)
+    built = []
+    build = N._build_index
+    monkeypatch.setattr(N, "_build_index", lambda xx, k, method, r: built.append(method) or build(xx, k, method, r))
+    got_i, got_d = restrict_knn(x, idx, d, rows, random_state=3)
+    assert built == ["ivf"]
+    want_i, _ = knn(x[rows], 8, method="exact")
+    assert np.array_equal(got_i[:, 0], np.arange(rows.size)) and np.all(got_d[:, 0] == 0)
+    assert np.all(np.diff(got_d, axis=1) >= 0)
+    recall = np.mean([np.intersect1d(a, b).size / 8 for a, b in zip(got_i, want_i)])
+    assert recall > 0.97
+    again = restrict_knn(x, idx, d, rows, random_state=3)
+    np.testing.assert_array_equal(got_i, again[0])
+
+
+def test_auto_method_weighs_queries_against_reference_rows():
+    from topodata.neighbors import EXACT_MAX_SAMPLES, KnnIndex, auto_method
+
+    m = EXACT_MAX_SAMPLES
+    assert auto_method(m, 128) == "exact" and auto_method(m + 1, 128) == "ivf"  # a graph: as before
+    assert auto_method(m, 128, n_queries=9 * m) == "ivf"  # many rows placed on a sample
+    assert auto_method(4 * m, 128, n_queries=m // 4) == "exact"  # few queries of many rows
+    assert auto_method(30_000, 8) == "ivf"  # low dimension: IVF from 20,000 rows
+    x = np.random.default_rng(0).normal(size=(300, 4))
+    assert KnnIndex(n_queries=10).fit(x).method_ == "exact"
+    with pytest.raises(TopodataInputError, match="n_queries"):
+        KnnIndex(n_queries=-1).fit(x)
+
+
 def test_topoprune_reuses_the_boundary_graph_without_changing_the_selection(monkeypatch):
     import dataclasses
 

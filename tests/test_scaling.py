@@ -143,6 +143,22 @@ def test_ray_placement_batches_equal_inprocess(digits, ray_local):
 
 
 # ----------------------------------------------------------------------------- command line
+def test_ray_data_extraction_equals_inprocess(digits, ray_local):
+    # the embed stage's features through Ray Data (map_batches, actors holding the model), in row order
+    from topodata._threads import canonical_threads
+    from topodata.embed.extract import extract
+    from topodata.nn import build_model, extract_features
+
+    x = (digits[0].reshape(-1, 1, 8, 8) / 16.0).astype(np.float32)[:1000]
+    net = build_model("smallcnn", (1, 8, 8), 10, random_state=0)
+    with canonical_threads():
+        want = extract_features(net, x, batch_size=128, device="cpu", progress=False)
+    with use_engine("ray"):
+        got = extract(net, x, device="cpu", batch_size=128)
+    assert got.shape == want.shape == (1000, net.feature_dim) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+
+
 def test_cli_engine_options(tmp_path, capsys):
     from topodata.cli import build_parser, main
 

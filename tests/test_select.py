@@ -11,6 +11,7 @@ import topodata
 from topodata._validation import TopodataInputError
 from topodata.select import (
     auto_beta,
+    _class_boundary,
     class_boundary,
     class_budgets,
     n_kept,
@@ -116,13 +117,18 @@ def test_class_boundary_is_the_mean_share_of_foreign_neighbours(blobs, monkeypat
     want = [foreign[y == c].mean() for c in range(3)]
     got = class_boundary(x, y, rng=np.random.default_rng(0))
     np.testing.assert_allclose(got, want, atol=1e-12)
-    # above BOUNDARY_MAX_QUERIES rows the mean is taken over a seeded sample: close, and reproducible
-    import sys
+    # above the exact-search size the graph is IVF (seeded): close, and reproducible
+    import topodata.neighbors as N
 
-    monkeypatch.setattr(sys.modules["topodata.select"], "BOUNDARY_MAX_QUERIES", 200)
-    a = class_boundary(x, y, rng=np.random.default_rng(1))
+    monkeypatch.setattr(N, "EXACT_MAX_SAMPLES", 100)
+    monkeypatch.setattr(N, "EXACT_MAX_SAMPLES_LOW_DIM", 100)
+    built = []
+    build = N._build_index
+    monkeypatch.setattr(N, "_build_index", lambda xx, k, method, rng: built.append(method) or build(xx, k, method, rng))
+    a, (_, idx, _) = _class_boundary(x, y, np.random.default_rng(1))
+    assert built == ["ivf"] and idx.shape == nb.shape
     assert np.array_equal(a, class_boundary(x, y, rng=np.random.default_rng(1)))
-    np.testing.assert_allclose(a, want, atol=0.08)
+    np.testing.assert_allclose(a, want, atol=0.05)
 
 
 def test_topoprune_budgets_follow_the_boundary_by_default():
@@ -494,3 +500,23 @@ def test_options_a_method_ignores_are_named_in_a_warning(blobs):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         select(x, y, rate=0.8, method="kcenter")  # defaults: no warning
+
+
+def test_near_duplicate_threshold_is_a_plain_distance():
+    from topodata.dedup import FEATURE_FACTOR, near_duplicate_groups
+    from topodata.neighbors import knn
+
+    # rows 0 and 1 lie 0.02 apart on the unit circle (the threshold is on normalised rows)
+    a = 0.02
+    x = np.array([[1.0, 0.0], [np.cos(a), np.sin(a)], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    d01 = float(np.linalg.norm(x[0] - x[1]))
+    assert near_duplicate_groups(x, threshold=d01 * 1.01, k=2)[0].tolist() == [0, 0, 1, 2, 3]
+    assert near_duplicate_groups(x, threshold=d01 * 0.99, k=2)[0].tolist() == [0, 1, 2, 3, 4]
+    # 'auto' is FEATURE_FACTOR x the median distance to the k-th neighbour, from the graph given or built
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(200, 6))
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    idx, d = knn(z, 11, method="exact")
+    _, thr = near_duplicate_groups(z, k=10)
+    assert thr == pytest.approx(FEATURE_FACTOR * np.median(d[:, 10].astype(np.float64)), rel=1e-6)
+    assert near_duplicate_groups(z, k=10, knn_graph=(idx, d))[1] == pytest.approx(thr, rel=1e-6)

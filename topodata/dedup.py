@@ -3,7 +3,7 @@
 Two samples are near-duplicates when their L2-normalised features lie closer than ``threshold``;
 groups are the connected components of that graph (single linkage, i.e. the H0 classes of the
 Vietoris–Rips filtration cut at ``threshold``). With ``threshold='auto'`` the cut is
-``AUTO_FACTOR`` times the median distance to the ``k``-th neighbour, a scale-free reading of
+``FEATURE_FACTOR`` times the median distance to the ``k``-th neighbour, a scale-free reading of
 "much closer than typical neighbours" (the choice and its measurement: ``docs/algorithms.md#near-duplicates``).
 
 For images, :func:`image_duplicate_groups` finds copies in the pixels instead: a network trained
@@ -23,9 +23,12 @@ import numpy as np
 
 from . import _validation as V
 
-__all__ = ["near_duplicate_groups", "image_duplicate_groups", "dedup_rounds", "AUTO_FACTOR", "DEDUP_K", "MAX_SHIFT"]
+__all__ = ["near_duplicate_groups", "image_duplicate_groups", "dedup_rounds", "AUTO_FACTOR", "FEATURE_FACTOR", "DEDUP_K", "MAX_SHIFT"]
 
-AUTO_FACTOR = 0.25  # threshold = AUTO_FACTOR * median distance to the DEDUP_K-th neighbour
+AUTO_FACTOR = 0.25  # images: threshold = AUTO_FACTOR * median RMS difference to the DEDUP_K-th candidate
+# features: threshold = FEATURE_FACTOR * median L2 distance to the DEDUP_K-th neighbour. It is the cut that
+# was measured (docs/algorithms.md#near-duplicates): 0.25 of the median on the square root of the distance.
+FEATURE_FACTOR = 0.0625
 DEDUP_K = 10  # neighbours examined per sample (a group larger than DEDUP_K + 1 still joins by chains)
 MAX_SHIFT = 2  # pixels an image copy may be moved by along each axis (relative to another copy)
 FOURIER_KEEP = 8  # lowest spatial frequencies per axis in the candidate search of image copies
@@ -47,11 +50,12 @@ def near_duplicate_groups(
         Rows are L2-normalised here (cosine geometry, as the manifold stage uses).
     threshold : float or 'auto', default='auto'
         Plain (not squared) L2 distance between normalised rows below which two samples are
-        copies; ``'auto'``: ``AUTO_FACTOR`` × the median distance to the ``k``-th neighbour.
+        copies; ``'auto'``: ``FEATURE_FACTOR`` × the median distance to the ``k``-th neighbour.
     k : int, default=10
         Neighbours per sample searched (exact FAISS kNN below 100,000 rows).
-    knn_graph : (indices, squared distances) of shape (n_samples, >= k + 1), optional
-        A kNN graph of the normalised features already computed (self in column 0).
+    knn_graph : (indices, dists) of shape (n_samples, >= k + 1), optional
+        A kNN graph of the normalised features already computed, as :func:`topodata.neighbors.knn`
+        returns it (plain L2 distances, self in column 0).
 
     Returns
     -------
@@ -64,8 +68,10 @@ def near_duplicate_groups(
     --------
     >>> import numpy as np
     >>> x = np.array([[1.0, 0.0], [1.0, 1e-4], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
-    >>> near_duplicate_groups(x, threshold=0.01, k=2)[0].tolist()
+    >>> near_duplicate_groups(x, threshold=0.01, k=2)[0].tolist()  # rows 0 and 1 lie 1e-4 apart
     [0, 0, 1, 2, 3]
+    >>> near_duplicate_groups(x, threshold=1e-5, k=2)[0].tolist()
+    [0, 1, 2, 3, 4]
     """
     x = V.check_features(features, dtype=np.float32)
     n = x.shape[0]
@@ -76,15 +82,15 @@ def near_duplicate_groups(
 
         norms = np.linalg.norm(x, axis=1, keepdims=True)
         xn = np.ascontiguousarray(x / np.where(norms > 0, norms, 1.0), dtype=np.float32)
-        idx, d2 = knn(xn, k + 1, random_state=random_state)
+        idx, d = knn(xn, k + 1, random_state=random_state)
     else:
-        idx, d2 = (np.asarray(a) for a in knn_graph)
-        if idx.shape[0] != n or idx.shape[1] < k + 1:
+        idx, d = (np.asarray(a) for a in knn_graph)
+        if idx.shape[0] != n or idx.shape[1] < k + 1 or d.shape != idx.shape:
             raise V.TopodataInputError(f"knn_graph must have shape ({n}, >= {k + 1}); got {idx.shape}")
-        idx, d2 = idx[:, : k + 1], d2[:, : k + 1]
-    dist = np.sqrt(np.maximum(d2[:, 1:].astype(np.float64), 0.0))
+        idx, d = idx[:, : k + 1], d[:, : k + 1]
+    dist = d[:, 1:].astype(np.float64)
     if threshold == "auto":
-        thr = float(AUTO_FACTOR * np.median(dist[:, -1]))
+        thr = float(FEATURE_FACTOR * np.median(dist[:, -1]))
     else:
         thr = float(V.check_scalar(threshold, "dedup threshold", (int, float), min_val=0.0))
     return _components(idx[:, 1:], dist < thr), thr

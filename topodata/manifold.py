@@ -326,6 +326,7 @@ def place_on_manifold(
         Rows to place.
     n_neighbors : int, default=15
     knn_method : {'auto', 'exact', 'ivf', 'hnsw'}, default='auto'
+        ``'auto'``: :func:`topodata.neighbors.auto_method` for this many rows on this reference.
     random_state : None, int or numpy Generator, default=0
         Seeds an IVF index.
     batch_size : int, default=65536
@@ -357,7 +358,9 @@ def place_on_manifold(
     V.check_scalar(batch_size, "batch_size", (int, np.integer), min_val=1)
     if normalize:
         ref, x = l2_normalize(ref), l2_normalize(x)
-    index = share(KnnIndex(knn_method, random_state=V.derive_seed(V.check_random_state(random_state))).fit(ref))
+    seed = V.derive_seed(V.check_random_state(random_state))
+    # 'auto' weighs the queries too: placing many rows on a 100,000-row sample is IVF (bounded scan)
+    index = share(KnnIndex(knn_method, random_state=seed, n_queries=x.shape[0]).fit(ref))
     emb_ref = share(V.as_float32(emb))
     starts = range(0, x.shape[0], int(batch_size))
     parts = map_tasks(place_batch, [(index, emb_ref, x[s : s + int(batch_size)], int(n_neighbors)) for s in starts])

@@ -23,7 +23,8 @@ Index types (``method``)
 ``'exact'`` is ``IndexFlatL2`` (brute force, BLAS). ``'ivf'`` (``IndexIVFFlat``, k-means coarse
 quantiser, seeded) and ``'hnsw'`` (``IndexHNSWFlat``) are approximate; ``'auto'`` uses the exact
 index up to :data:`EXACT_MAX_SAMPLES` samples (:data:`EXACT_MAX_SAMPLES_LOW_DIM` for at most
-:data:`LOW_DIM` features) and IVF above it.
+:data:`LOW_DIM` features) and IVF above it; for queries of other rows (:class:`KnnIndex`) it
+weighs queries × reference rows the same way (:func:`auto_method`).
 
 Non-deterministic backends: HNSW construction with several OpenMP threads may insert in a
 thread-dependent order, so ``'hnsw'`` can differ between runs; ``'exact'`` and seeded ``'ivf'``
@@ -44,6 +45,7 @@ from ._threads import canonical_threads
 
 __all__ = [
     "knn",
+    "auto_method",
     "restrict_knn",
     "KnnIndex",
     "IVF_SCAN",
@@ -73,6 +75,25 @@ METRICS = ("euclidean", "cosine")
 IVF_SCAN = 8192
 _HNSW_M = 32  # graph degree; efSearch is set from k below
 _TORCH_BLOCK = 4096  # query rows per torch.cdist block on CUDA (memory ~ block * n * 4 bytes)
+
+
+def auto_method(n_ref: int, n_features: int, n_queries: int | None = None) -> str:
+    """``'exact'`` or ``'ivf'``: what ``method='auto'`` uses for ``n_queries`` queries of ``n_ref`` rows.
+
+    Exact while the brute-force work ``n_queries × n_ref`` is at most that of the kNN graph of
+    :data:`EXACT_MAX_SAMPLES` rows (:data:`EXACT_MAX_SAMPLES_LOW_DIM` in at most :data:`LOW_DIM`
+    features), IVF above: for a graph (``n_queries = n_ref``, the default) this is
+    ``n_ref <= EXACT_MAX_SAMPLES``; placing a million rows on a 100,000-row sample is IVF, a few
+    rows are searched exactly (an IVF index would cost more to build than they do to scan).
+
+    >>> auto_method(60_000, 128), auto_method(250_000, 128), auto_method(100_000, 128, n_queries=900_000)
+    ('exact', 'ivf', 'ivf')
+    >>> auto_method(250_000, 128, n_queries=1_000)
+    'exact'
+    """
+    limit = EXACT_MAX_SAMPLES_LOW_DIM if n_features <= LOW_DIM else EXACT_MAX_SAMPLES
+    q = n_ref if n_queries is None else n_queries
+    return "exact" if n_ref * q <= limit * limit else "ivf"
 
 
 def knn(
@@ -146,8 +167,7 @@ def knn(
     if metric == "cosine":
         arr = l2_normalize(arr)
     if method == "auto":
-        limit = EXACT_MAX_SAMPLES_LOW_DIM if arr.shape[1] <= LOW_DIM else EXACT_MAX_SAMPLES
-        method = "exact" if n <= limit else "ivf"
+        method = auto_method(n, arr.shape[1])
 
     backend = _resolve_device(device)
     if backend == "torch-cuda":
@@ -174,9 +194,12 @@ class KnnIndex:
     Parameters
     ----------
     method : {'auto', 'exact', 'ivf', 'hnsw'}, default='auto'
-        As :func:`knn` (``'auto'``: exact up to :data:`EXACT_MAX_SAMPLES` reference rows).
+        As :func:`knn`; ``'auto'`` is :func:`auto_method` of the reference rows and ``n_queries``.
     random_state : None, int or numpy Generator, default=None
         Seeds IVF's k-means and its training subsample.
+    n_queries : int or None, default=None
+        How many rows will be queried in all, for ``'auto'``; None = as many as the reference rows
+        (exact up to :data:`EXACT_MAX_SAMPLES` of them).
 
     Examples
     --------
@@ -188,18 +211,20 @@ class KnnIndex:
     ([[1, 0]], [[0.1, 0.9]])
     """
 
-    def __init__(self, method: str = "auto", random_state: Any = None) -> None:
+    def __init__(self, method: str = "auto", random_state: Any = None, n_queries: int | None = None) -> None:
         self.method = method
         self.random_state = random_state
+        self.n_queries = n_queries
 
     def fit(self, x: Any) -> "KnnIndex":
         arr = V.as_float32(V.check_features(x, name="x", dtype=np.float32))
         V.check_options(self.method, "method", METHODS)
         rng = V.check_random_state(self.random_state)
+        if self.n_queries is not None:
+            V.check_scalar(self.n_queries, "n_queries", (int, np.integer), min_val=0)
         method = self.method
         if method == "auto":
-            limit = EXACT_MAX_SAMPLES_LOW_DIM if arr.shape[1] <= LOW_DIM else EXACT_MAX_SAMPLES
-            method = "exact" if arr.shape[0] <= limit else "ivf"
+            method = auto_method(arr.shape[0], arr.shape[1], self.n_queries)
         with canonical_threads():
             self.index_ = _build_index(arr, 16, method, rng)
         self.method_ = method
@@ -245,14 +270,18 @@ class KnnIndex:
         self.__dict__.update(state)
 
 
-def restrict_knn(x: Any, indices: np.ndarray, dists: np.ndarray, rows: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The exact kNN graph of ``x[rows]``, from an exact kNN graph of all of ``x`` (:func:`knn`'s contract).
+def restrict_knn(
+    x: Any, indices: np.ndarray, dists: np.ndarray, rows: Any, *, random_state: Any = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The kNN graph of ``x[rows]``, from a kNN graph of all of ``x`` (:func:`knn`'s contract).
 
     A row whose listed neighbours all stay keeps them (renumbered into ``rows``' positions): its
     nearest neighbours among fewer points cannot be others. Only the rows that lost a neighbour are
-    searched again, exactly, among ``x[rows]``. Equal to ``knn(x[rows], k, method='exact')`` up to
-    the order of equal distances; the graph need not be rebuilt when a few rows leave (e.g. the
-    second copies of near-duplicates).
+    searched again among ``x[rows]``, with a :class:`KnnIndex` (``'auto'`` for that many queries:
+    exact for a few, IVF seeded by ``random_state`` when brute force would scan too much). From an
+    exact graph with an exact re-search this equals ``knn(x[rows], k, method='exact')`` up to the
+    order of equal distances; the graph need not be rebuilt when a few rows leave (e.g. the second
+    copies of near-duplicates).
 
     >>> import numpy as np
     >>> x = np.array([[0.0], [1.0], [1.1], [5.0]])
@@ -269,19 +298,15 @@ def restrict_knn(x: Any, indices: np.ndarray, dists: np.ndarray, rows: Any) -> t
     d = np.array(dists[rows], dtype=np.float32)
     bad = np.flatnonzero((sub < 0).any(axis=1))
     if bad.size:
-        import faiss
-
         xs = V.as_float32(np.asarray(x, dtype=np.float32)[rows])
         k_eff = min(k, rows.size)
-        with canonical_threads():
-            flat = faiss.IndexFlatL2(xs.shape[1])
-            flat.add(xs)
-            sq, ib = flat.search(np.ascontiguousarray(xs[bad]), k_eff)
-        ib, sq = _self_first(ib.astype(np.int64), sq, self_ids=bad)
+        index = KnnIndex(random_state=random_state, n_queries=int(bad.size)).fit(xs)
+        ib, db = index.query(xs[bad], k_eff)
+        ib, db = _self_first(ib, db, self_ids=bad)  # plain distances sort as squared ones do
         sub = sub[:, :k_eff]
         d = d[:, :k_eff]
         sub[bad] = ib
-        d[bad] = np.sqrt(np.maximum(sq, 0.0, dtype=np.float32))
+        d[bad] = db
     return np.ascontiguousarray(sub, dtype=np.int64), np.ascontiguousarray(d, dtype=np.float32)
 
 

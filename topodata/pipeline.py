@@ -9,6 +9,7 @@ unchanged. The manifest gains the embedding settings and the seconds spent loadi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -19,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import _validation as V
-from ._engine import check_engine
+from ._engine import check_engine, use_engine
 from ._meta import versions
 from .data import load_dataset
 from .extrapolate import check_extrapolation
@@ -239,29 +240,34 @@ def select_dataset(
     proxy_fraction = _extrapolation_proxy(spec, method, scores, proxy_fraction, select_kwargs)
     embed = _EmbedSettings(model, proxy_fraction, embed_seed, _embed_options(epochs, device, root, embed_params))
 
-    # --- load (files, labels) or embed (cached proxy features and dynamics)
-    inputs = _inputs(spec, features, labels, scores, embedding, method, embed, progress)
-    x = inputs.features
-    if feature_noise:
-        if x is None or np.ndim(x) != 2 or np.shape(x)[1] == 0:
-            V.warn("feature_noise ignored: no features are scored")
-        else:
-            x = add_feature_noise(x, feature_noise, random_state=noise_rng(random_state, feature_noise))
+    # one engine for the embed stage (Ray Data extraction under 'ray') and the selection: a Ray started
+    # here serves both and is shut down at the end
+    engine = select_kwargs.get("engine", "inprocess")
+    ray_engine = use_engine(engine, ray_address=select_kwargs.get("ray_address")) if engine == "ray" else None
+    with ray_engine or contextlib.nullcontext():
+        # --- load (files, labels) or embed (cached proxy features and dynamics)
+        inputs = _inputs(spec, features, labels, scores, embedding, method, embed, progress)
+        x = inputs.features
+        if feature_noise:
+            if x is None or np.ndim(x) != 2 or np.shape(x)[1] == 0:
+                V.warn("feature_noise ignored: no features are scored")
+            else:
+                x = add_feature_noise(x, feature_noise, random_state=noise_rng(random_state, feature_noise))
 
-    # --- near-duplicates of an image dataset come from its pixels, not from the class-trained features
-    image_dedup = None
-    if spec is not None and dedup_space != "features":
-        t0 = time.perf_counter()
-        image_dedup = _image_dedup(spec, root, select_kwargs.get("dedup"), None if scores is not None else method,
-                                   dedup_space, random_state, progress)
-        if image_dedup is not None:
-            select_kwargs["dedup"] = image_dedup[0]
-            inputs.timings["dedup_images"] = time.perf_counter() - t0
+        # --- near-duplicates of an image dataset come from its pixels, not from the class-trained features
+        image_dedup = None
+        if spec is not None and dedup_space != "features":
+            t0 = time.perf_counter()
+            image_dedup = _image_dedup(spec, root, select_kwargs.get("dedup"), None if scores is not None else method,
+                                       dedup_space, random_state, progress)
+            if image_dedup is not None:
+                select_kwargs["dedup"] = image_dedup[0]
+                inputs.timings["dedup_images"] = time.perf_counter() - t0
 
-    # --- select, and the manifest of the whole call
-    select_kwargs.setdefault("dataset", inputs.name)
-    result = select(x, inputs.labels, rate=rate, method=None if scores is not None else method,
-                    random_state=random_state, dynamics=inputs.dynamics, scores=inputs.scores, **select_kwargs)
+        # --- select, and the manifest of the whole call
+        select_kwargs.setdefault("dataset", inputs.name)
+        result = select(x, inputs.labels, rate=rate, method=None if scores is not None else method,
+                        random_state=random_state, dynamics=inputs.dynamics, scores=inputs.scores, **select_kwargs)
     result.manifest["timings_s"] = {**inputs.timings, **result.manifest["timings_s"]}
     if image_dedup is not None:
         result.manifest["params"]["dedup"].update(space="images", threshold=image_dedup[1], threshold_rule=image_dedup[2])

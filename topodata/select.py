@@ -48,8 +48,6 @@ BOUNDARY_SHARE = 0.5
 #: Neighbours (the sample itself included) of the feature kNN graph whose labels measure a class's
 #: boundary mass: the graph TopoPrune hands UMAP (``umap_neighbors``).
 BOUNDARY_NEIGHBORS = 15
-#: Above this many samples the boundary mass is estimated on a seeded sample of this many rows.
-BOUNDARY_MAX_QUERIES = 100_000
 
 
 def class_budgets(
@@ -144,9 +142,9 @@ def class_boundary(features: np.ndarray, labels: np.ndarray, *, rng: np.random.G
     """Each class's boundary share: the mean fraction of a sample's feature neighbours in another class.
 
     The neighbours are the :data:`BOUNDARY_NEIGHBORS` − 1 nearest samples (any class) in the
-    L2-normalised features, the graph TopoPrune gives UMAP; above :data:`BOUNDARY_MAX_QUERIES`
-    samples the mean is taken over a seeded sample of rows (neighbours still from all rows).
-    Returns one share per class, in sorted class order.
+    L2-normalised features: the graph TopoPrune gives UMAP, as :func:`topodata.neighbors.knn`
+    builds it (exact up to 100,000 rows, IVF above). Returns one share per class, in sorted class
+    order.
 
     >>> rng = np.random.default_rng(0)
     >>> x = np.vstack([rng.normal([5, 0], 1, (20, 2)), rng.normal([0, 5], 1, (20, 2))])
@@ -157,30 +155,20 @@ def class_boundary(features: np.ndarray, labels: np.ndarray, *, rng: np.random.G
 
 
 def _class_boundary(features, labels, rng):
-    """``(shares, graph)``: ``graph`` is the exact ``(indices, dists)`` kNN graph of all normalised rows
-    when it was built (at most :data:`BOUNDARY_MAX_QUERIES` rows and an exact index), else None."""
+    """``(shares, (xn, indices, dists))``: the graph of all normalised rows ``xn`` is handed on to the
+    near-duplicate groups and the method, so that one selection builds one feature kNN graph."""
     from .manifold import l2_normalize
-    from .neighbors import EXACT_MAX_SAMPLES_LOW_DIM, LOW_DIM, KnnIndex, knn
+    from .neighbors import knn
     from .scores.topoprune import label_disagreement
 
     classes, y = np.unique(labels, return_inverse=True)
-    n = y.shape[0]
-    k = min(BOUNDARY_NEIGHBORS, n)
+    k = min(BOUNDARY_NEIGHBORS, y.shape[0])
     xn = l2_normalize(features)
-    graph = None
-    if n <= BOUNDARY_MAX_QUERIES:
-        rows = np.arange(n)
-        graph = knn(xn, k, random_state=V.derive_seed(rng))
-        nb = graph[0]
-        if xn.shape[1] <= LOW_DIM and n > EXACT_MAX_SAMPLES_LOW_DIM:
-            graph = None  # 'auto' chose IVF there: an approximate graph is not handed on
-    else:
-        rows = np.sort(rng.choice(n, size=BOUNDARY_MAX_QUERIES, replace=False))
-        nb, _ = KnnIndex(random_state=V.derive_seed(rng)).fit(xn).query(xn[rows], k)
-    foreign = label_disagreement(nb, y, rows)
-    total = np.bincount(y[rows], weights=foreign, minlength=classes.size)
-    count = np.bincount(y[rows], minlength=classes.size)
-    return total / np.maximum(count, 1), (None if graph is None else (xn, *graph))
+    idx, dist = knn(xn, k, random_state=V.derive_seed(rng))
+    foreign = label_disagreement(idx, y)
+    total = np.bincount(y, weights=foreign, minlength=classes.size)
+    count = np.bincount(y, minlength=classes.size)
+    return total / np.maximum(count, 1), (xn, idx, dist)
 
 
 def auto_beta(rate: float, slope: float = 0.25, cap: float = 1.0, start: float = 0.5) -> float:
@@ -723,8 +711,8 @@ def _dedup_option(dedup, spec) -> float | str | np.ndarray | None:
 def _dedup_groups(x, y, threshold, rng, graph=None):
     """``(groups, threshold used)``: near-duplicate group ids (0..G-1, one per sample), given or found.
 
-    ``graph``: the exact kNN graph of the normalised features that the class boundary was measured
-    on, ``(xn, indices, squared distances)``; its first columns are the graph the groups need.
+    ``graph``: the kNN graph of the normalised features that the class boundary was measured on,
+    ``(xn, indices, dists)``; its first columns are the graph the groups need.
     """
     from .dedup import near_duplicate_groups
 
@@ -775,14 +763,21 @@ def _dedup_plan(groups, rank, thr, threshold, y, budgets):
 
 
 def _shared_graph(spec, method_params, graph, pool) -> dict[str, Any]:
-    """``{'feature_graph': (indices, dists)}`` for a method that reuses the exact feature kNN graph the
-    class boundary was measured on (restricted to the dedup pool), else ``{}``."""
-    if graph is None or not spec.shares_feature_graph or method_params.get("knn_method", "auto") not in ("auto", "exact"):
+    """``{'feature_graph': (indices, dists)}`` for a method that reuses the feature kNN graph the class
+    boundary was measured on (restricted to the dedup pool), else ``{}``: only where the method's own
+    ``knn_method`` would have built that kind of graph (``'auto'`` chose it)."""
+    if graph is None or not spec.shares_feature_graph:
         return {}
-    from .neighbors import restrict_knn
+    from .neighbors import auto_method, restrict_knn
 
     xn, idx, dist = graph
-    return {"feature_graph": (idx, dist) if pool is None else restrict_knn(xn, idx, dist, pool)}
+    if method_params.get("knn_method", "auto") not in ("auto", auto_method(*xn.shape)):
+        return {}
+    if pool is None:
+        return {"feature_graph": (idx, dist)}
+    # a fixed IVF seed for the re-search (used above the exact size only): drawing one from the
+    # selection's rng would shift every later draw, and with it the selections measured before
+    return {"feature_graph": restrict_knn(xn, idx, dist, pool, random_state=0)}
 
 
 def _noise_cut(y, beta, suspects) -> dict[int, float]:

@@ -144,8 +144,8 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
                         "embedding noise), or a fresh seeded draw inside each stratum (default: key)")
     p.add_argument("--dedup", default=None, metavar="{auto,off,T}",
                    help="near-duplicate groups (topodata.dedup): one member per group is kept before any group "
-                        "gives a second; auto = automatic threshold, a number = that distance threshold, off; "
-                        "default: the method's own")
+                        "gives a second; auto = automatic threshold, a number = that L2 distance between "
+                        "L2-normalised features, off; default: the method's own")
     p.add_argument("--dedup-space", choices=["auto", "images", "features"], default="auto",
                    help="where near-duplicates are looked for: in the pixels of an image dataset (copies "
                         "compared at their best shift of up to 2 px; a --dedup number is then a root-mean-"

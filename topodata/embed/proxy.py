@@ -31,8 +31,9 @@ from .._threads import deterministic, thread_count
 from .._meta import stratified_subset, versions
 from ..data import Dataset, load_dataset
 from ..nn.dynamics import DynamicsRecorder, TrainingDynamics
-from ..nn.loop import extract_features, fit, resolve_device
+from ..nn.loop import fit, resolve_device
 from ..nn.models import MODELS, build_model
+from .extract import extract
 
 __all__ = ["EmbedResult", "embed", "embed_cached", "default_epochs", "proxy_subset", "cache_key"]
 
@@ -269,8 +270,9 @@ def embed(
     )
     t_trained = time.perf_counter()
 
-    features = extract_features(net, ds.x_train, device=dev, progress=progress)
-    features_test = extract_features(net, ds.x_test, device=dev, progress=progress)
+    # in process, or through Ray Data under the Ray engine (extract.py)
+    features = extract(net, ds.x_train, device=dev, progress=progress)
+    features_test = extract(net, ds.x_test, device=dev, progress=progress)
     t_extracted = time.perf_counter()
     acc, loss = _test_metrics(net, features_test, ds.y_test, dev)
 

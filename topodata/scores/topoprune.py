@@ -321,9 +321,9 @@ def topoprune(
         Seeds UMAP, IVF and the H1 subsample; same seed ⇒ same scores.
     dynamics : ignored
     feature_graph : (indices, dists), optional
-        The exact kNN graph of the L2-normalised features (:func:`topodata.neighbors.knn`'s
-        contract, at least ``umap_neighbors`` columns), when the caller already built it
-        (``select`` does for its class budgets); its first ``umap_neighbors`` columns are used.
+        The kNN graph of the L2-normalised features as :func:`topodata.neighbors.knn` builds it
+        (its contract, at least ``umap_neighbors`` columns), when the caller already has it
+        (``select`` does, from its class budgets); its first ``umap_neighbors`` columns are used.
     **params : fields of :class:`TopoPruneConfig`.
 
     Returns
@@ -370,7 +370,11 @@ def topoprune(
     need_graph = method == "umap" or cfg.label_weight > 0 or cfg.noise_vote < 1
     if not need_graph:
         graph = None
-    elif feature_graph is not None and feature_graph[0].shape[0] == x.shape[0] and feature_graph[0].shape[1] >= k_umap:
+    elif feature_graph is not None:
+        shape = np.shape(feature_graph[0])
+        if len(shape) != 2 or shape[0] != x.shape[0] or shape[1] < k_umap or np.shape(feature_graph[1]) != shape:
+            raise V.TopodataInputError(
+                f"feature_graph must be (indices, dists) of shape ({x.shape[0]}, >= {k_umap}); got {shape}")
         graph = (feature_graph[0][:, :k_umap], feature_graph[1][:, :k_umap])
     else:
         graph = knn(l2_normalize(x), k_umap, **knn_opts)
