@@ -4,8 +4,8 @@ Data: the cached Fashion-MNIST proxy features (small CNN, 128-d, 60,000 rows; ma
 :func:`topodata.pipeline.load_embedding`), tiled to ``n`` rows; every copy after the first gets
 Gaussian jitter of ``jitter`` x each feature's standard deviation (seeded); labels are carried.
 Each (n, engine) runs in its own subprocess (so ``ru_maxrss`` is that run's peak resident memory,
-and numba's compilations come from the disk cache as in a second CLI call), at ``nice`` and
-``TOPODATA_THREADS=1``. Results are appended to ``results.jsonl`` as each run ends, so a long run
+and numba's compilations come from the disk cache as in a second CLI call), with the caller's
+``TOPODATA_THREADS`` (default 1; the OpenMP and BLAS thread counts follow it unless set). Results are appended to ``results.jsonl`` as each run ends, so a long run
 can be read (and resumed: finished cells are skipped) while it goes on.
 
 Per run: the manifest's stages, and a finer split measured by wrapping the library's kNN, UMAP fit
@@ -15,7 +15,7 @@ time or memory). The table gives the exponent ``b`` of total time ~ a n^b fitted
 
 Usage::
 
-    nice -n 5 python scripts/bench_scaling.py --out runs/bench_scaling            # 60k, 250k, 1M x inprocess
+    TOPODATA_THREADS=2 python scripts/bench_scaling.py --out runs/bench_scaling   # 60k, 250k, 1M x inprocess
     python scripts/bench_scaling.py --sizes 60000,120000 --engines inprocess,ray --out runs/s
     python scripts/bench_scaling.py --out runs/bench_scaling --plot-only             # table + plot again
 
@@ -119,7 +119,7 @@ def child(n: int, engine: str, h: dict, legacy: bool) -> dict:
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     out = {"n": n, "engine": engine, "legacy": legacy, "wall_s": wall, "cpu_s": cpu, "data_s": t_data,
-           "peak_rss_gb": rss, "load_avg_1m": os.getloadavg()[0],
+           "peak_rss_gb": rss, "load_avg_1m": os.getloadavg()[0], "threads": os.environ.get("TOPODATA_THREADS"),
            "rss_after_data_gb": rss_data, "timings_s": res.manifest["timings_s"], "calls": timer.calls,
            "n_kept": int(res.indices.size), "indices_sha": _sha(res.indices)}
     if engine == "ray":
@@ -173,9 +173,10 @@ def run_all(h: dict, out: Path, legacy: bool) -> None:
                 continue
             cmd = [sys.executable, __file__, "--child", f"{n}:{engine}:{int(legacy)}",
                    *[a for k, v in h.items() for a in (f"--{k.replace('_', '-')}", str(v))]]
-            env = {**os.environ, "TOPODATA_THREADS": os.environ.get("TOPODATA_THREADS", "1"),
-                   "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-                   "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS", "1")}
+            threads = os.environ.get("TOPODATA_THREADS", "1")
+            env = {**os.environ, "TOPODATA_THREADS": threads,
+                   "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads),
+                   "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS", threads)}
             print(f"run n={n} engine={engine} legacy={legacy} ...", flush=True)
             try:
                 p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=h["timeout_s"])
@@ -218,13 +219,13 @@ def report(out: Path) -> list[dict]:
             "spectral_s": s.get("umap_spectral_init", 0.0), "placement_s": s.get("placement", 0.0),
             "local_topology_s": t.get("topoprune.local_topology", 0.0),
             "displacement_s": t.get("topoprune.displacement", 0.0), "dedup_s": t.get("dedup", 0.0),
-            "peak_rss_gb": r["peak_rss_gb"],
+            "peak_rss_gb": r["peak_rss_gb"], "threads": r.get("threads"),
             "recall@15": r["recall"]["recall_at_15"] if r.get("recall") else "exact",
         })
         cpu_rows.append({"n": r["n"], "engine": r["engine"], "legacy": r.get("legacy", False),
                          **{f"{k}_cpu_s": cs.get(k, 0.0) for k in STAGES}})
     print_table(rows, "select (TopoPrune, rate 0.9) on tiled Fashion-MNIST features, 128-d (wall s; cpu_s = "
-                      "the driver's CPU seconds, the uncontended time of this single-threaded run)")
+                      "the driver's CPU seconds, summed over its threads)")
     print_table(cpu_rows, "CPU seconds per wrapped call kind (driver process)")
     fits = []
     for engine in sorted({r["engine"] for r in rows}):
@@ -256,7 +257,9 @@ def _plot(rows: list[dict], path: Path) -> None:
         ax.loglog([p[0] for p in pts], [p[1] for p in pts], "o-", label=label + ", wall")
         ax.loglog([p[0] for p in pts], [p[3] for p in pts], "s--", label=label + ", CPU")
         ax2.semilogx([p[0] for p in pts], [p[2] for p in pts], "o-", label=label)
-    ax.set(xlabel="rows", ylabel="select total (s)", title="time (1 thread, 2 shared cores)")
+    threads = sorted({str(r.get("threads")) for r in ok} - {"None"})
+    ax.set(xlabel="rows", ylabel="select total (s)",
+           title="time" + (f" ({', '.join(threads)} thread(s))" if threads else ""))
     ax2.set(xlabel="rows", ylabel="peak RSS (GB)", title="peak resident memory")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)

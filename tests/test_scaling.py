@@ -171,3 +171,23 @@ def test_cli_engine_options(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "needs engine='ray'" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_pipeline_embeds_through_ray_data_under_the_ray_engine(tmp_path, monkeypatch, ray_local):
+    # select_dataset with engine='ray': the proxy's features come from Ray Data (counted), equal to the
+    # in-process ones, and so does the selection; each call embeds afresh (its own cache folder)
+    import topodata.embed.extract as E
+    from topodata.pipeline import select_dataset
+
+    calls = []
+    ray_features = E._ray_data_features
+    monkeypatch.setattr(E, "_ray_data_features", lambda *a, **k: calls.append(len(a[1])) or ray_features(*a, **k))
+    opts = dict(rate=0.9, method="moderate", model="mlp", epochs=2, random_state=0, progress=False)
+    monkeypatch.setenv("TOPODATA_CACHE", str(tmp_path / "a"))
+    inproc = select_dataset("digits", **opts)
+    assert calls == []
+    monkeypatch.setenv("TOPODATA_CACHE", str(tmp_path / "b"))
+    on_ray = select_dataset("digits", engine="ray", **opts)
+    assert len(calls) == 2  # the training split and the test split
+    assert on_ray.manifest["engine"]["engine"] == "ray"
+    np.testing.assert_array_equal(on_ray.indices, inproc.indices)

@@ -31,7 +31,11 @@ def run_piece(func: Callable[..., Any], n_threads: int, *args: Any) -> Any:
 
 
 class RayEngine:
-    """Runs the pieces as Ray tasks (one CPU each), results in submission order.
+    """Runs the pieces as Ray tasks, results in submission order.
+
+    Each task reserves as many CPUs as the threads it runs with (the driver's canonical count), so
+    that Ray never starts more threads than a node has cores: two 2-thread tasks on 2 cores spin
+    against each other (measured: the displacement flow took 108 s instead of 6 s at 250,000 rows).
 
     Parameters
     ----------
@@ -68,7 +72,8 @@ class RayEngine:
         import ray
 
         n = thread_count()
-        refs = [self._remote.remote(func, n, *a) for a in args]
+        remote = self._remote.options(num_cpus=n)
+        refs = [remote.remote(func, n, *a) for a in args]
         return ray.get(refs)
 
     def describe(self) -> dict[str, Any]:

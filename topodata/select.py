@@ -596,6 +596,8 @@ def select(
         params["n_flagged"] = None if suspects is None else int(suspects.sum())
     manifest = _manifest(dataset=dataset, y=y, indices=indices, rate=rate, method=method, seed=seed_repr,
                          params=params, timings=timings)
+    if current_engine().name != "inprocess":  # entered by the caller (e.g. the pipeline's embed stage)
+        manifest["engine"] = current_engine().describe()
     extras = dict(out.extras)
     if suspects is not None:  # in the index space of the whole training split
         extras["suspects"] = np.zeros(n, dtype=bool)
