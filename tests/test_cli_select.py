@@ -252,3 +252,12 @@ def test_plot_writes_the_pictures_with_the_selection(tmp_path, arrays, capsys):
     for name in ("manifold.png", "diagrams.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     assert "plot" in json.loads((out / "manifest.json").read_text())["timings_s"]
+    # with near-duplicates the method sees the dedup pool only: its manifold is drawn on those rows
+    x, y = np.load(fx), np.load(fy)
+    np.save(fx, np.concatenate([x, x[:30]]))
+    np.save(fy, np.concatenate([y, y[:30]]))
+    out2 = tmp_path / "out2"
+    assert main(["select", "--embeddings", str(fx), "--labels", str(fy), "--rate", "0.9", "--manifold", "none",
+                 "--dedup", "auto", "--plot", "--out", str(out2), "-q"]) == 0, capsys.readouterr().err
+    assert (out2 / "manifold.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((out2 / "manifest.json").read_text())["params"]["dedup"]["n_redundant"] == 30

@@ -604,6 +604,8 @@ def select(
         extras["suspects"][sub(np.arange(n))] = suspects
     if dedup_info is not None:
         extras["dedup_groups"] = groups
+    if pool is not None:  # the method saw these rows only: its per-row extras (manifold, ...) are theirs
+        extras["method_rows"] = pool
     return SelectionResult(indices=indices, scores=scores_full, manifest=manifest, extras=extras)
 
 

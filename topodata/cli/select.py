@@ -340,12 +340,16 @@ def _float_option(text: str, name: str) -> float:
 
 
 def _plots(result, labels) -> dict[str, bytes]:
+    import numpy as np
+
     from topodata import plots  # matplotlib: only with --plot
 
     out = {}
     z = result.extras.get("manifold")
     if z is not None:
-        out["manifold.png"] = plots.plot_manifold(z, labels, result.indices)
+        rows = result.extras.get("method_rows")  # the near-duplicate pool, when the method saw only it
+        kept = result.indices if rows is None else np.flatnonzero(np.isin(rows, result.indices))
+        out["manifold.png"] = plots.plot_manifold(z, labels if rows is None else np.asarray(labels)[rows], kept)
     diagrams = result.extras.get("neighbourhoods")
     if diagrams:
         out["diagrams.png"] = plots.plot_diagrams(diagrams)
