@@ -2,10 +2,11 @@
 
 :func:`extract` is what :func:`topodata.embed.embed` calls for every split. In-process it is
 :func:`topodata.nn.extract_features`. Under the Ray engine (``select --engine ray``, or inside
-:func:`topodata._engine.use_engine`) the rows go through a Ray Data pipeline: ``map_batches`` with an
-actor per worker that holds the model (one GPU per actor when the model runs on CUDA), batches in
-the input order. Each actor runs :func:`topodata.nn.extract_features` on batches of the same size
-and with the driver's thread count, so CPU features equal the in-process ones.
+:func:`topodata._engine.use_engine`) the rows go through a Ray Data pipeline: ``map_batches`` with
+an actor that holds the model (one GPU per actor when the model runs on CUDA, else as many CPUs as
+its threads), batches in the input order. Each actor runs :func:`topodata.nn.extract_features` on
+batches of the same size and with the driver's thread count, so CPU features equal the in-process
+ones.
 """
 
 from __future__ import annotations
@@ -52,9 +53,24 @@ def _ray_data_features(model: torch.nn.Module, x: np.ndarray, *, device: torch.d
     import ray
 
     ctx = ray.data.DataContext.get_current()
+    ordered = ctx.execution_options.preserve_order
     ctx.execution_options.preserve_order = True  # batches come back in the order of the rows
+    try:
+        return _ray_data_run(model, x, device=device, batch_size=batch_size)
+    finally:
+        ctx.execution_options.preserve_order = ordered
+
+
+def _ray_data_run(model: torch.nn.Module, x: np.ndarray, *, device: torch.device, batch_size: int) -> np.ndarray:
+    import copy
+
+    import ray
+
     cuda = device.type == "cuda"
-    n_actors = max(1, int(ray.cluster_resources().get("GPU" if cuda else "CPU", 1)))
+    n_threads = thread_count()
+    # one GPU per actor; on CPUs each actor reserves as many CPUs as its threads (no oversubscription)
+    res = ray.cluster_resources()
+    n_actors = max(1, int(res.get("GPU", 1)) if cuda else int(res.get("CPU", 1)) // n_threads)
     n_batches = -(-x.shape[0] // batch_size)
     n_actors = min(n_actors, n_batches)
     # blocks of whole batches (the rows of each forward pass are those of the in-process loop), at
@@ -62,8 +78,10 @@ def _ray_data_features(model: torch.nn.Module, x: np.ndarray, *, device: torch.d
     per_block = batch_size * max(1, n_batches // (2 * n_actors))
     blocks = [x[s : s + per_block] for s in range(0, x.shape[0], per_block)]
     out = ray.data.from_numpy(blocks).map_batches(
-        _Featurizer, fn_constructor_args=(model.cpu(), "cuda" if cuda else "cpu", thread_count()),
+        # a CPU copy travels to the actors; the caller's model stays where it is
+        _Featurizer, fn_constructor_args=(copy.deepcopy(model).cpu(), "cuda" if cuda else "cpu", n_threads),
         batch_size=batch_size, batch_format="numpy", concurrency=n_actors, num_gpus=1 if cuda else 0,
+        num_cpus=1 if cuda else n_threads,
     )
     parts = [b["features"] for b in out.iter_batches(batch_size=None, batch_format="numpy")]
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
