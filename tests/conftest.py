@@ -36,6 +36,17 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def built_indices(monkeypatch):
+    """The FAISS index types (``'exact'``, ``'ivf'``, ...) built during the test, in order."""
+    import topodata.neighbors as N
+
+    built = []
+    build = N._build_index
+    monkeypatch.setattr(N, "_build_index", lambda x, k, method, rng: built.append(method) or build(x, k, method, rng))
+    return built
+
+
 def save_arrays(tmp_path, n_per_class: int, dim: int, n_classes: int = 4):
     """Gaussian features and balanced labels saved as ``f.npy``/``y.npy``: ``(fx, fy, x, y)`` for CLI tests."""
     x = np.random.default_rng(0).normal(size=(n_per_class * n_classes, dim)).astype(np.float32)

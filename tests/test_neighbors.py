@@ -133,7 +133,7 @@ def test_restrict_knn_equals_a_fresh_exact_graph(drop):
     assert got_i.dtype == np.int64 and got_d.dtype == np.float32
 
 
-def test_restrict_knn_searches_a_large_pool_with_ivf(monkeypatch):
+def test_restrict_knn_searches_a_large_pool_with_ivf(monkeypatch, built_indices):
     # above the exact-search work the re-search is a seeded IVF index (no all-pairs scan of the pool);
     # on clustered points it still finds nearly every neighbour, and the contract holds
     import topodata.neighbors as N
@@ -146,11 +146,9 @@ def test_restrict_knn_searches_a_large_pool_with_ivf(monkeypatch):
     rows = np.sort(rng.choice(3000, size=2400, replace=False))
     monkeypatch.setattr(N, "EXACT_MAX_SAMPLES", 500)
     monkeypatch.setattr(N, "EXACT_MAX_SAMPLES_LOW_DIM", 500)
-    built = []
-    build = N._build_index
-    monkeypatch.setattr(N, "_build_index", lambda xx, k, method, r: built.append(method) or build(xx, k, method, r))
+    built_indices.clear()  # count this call's indices only
     got_i, got_d = restrict_knn(x, idx, d, rows, random_state=3)
-    assert built == ["ivf"]
+    assert built_indices == ["ivf"]
     want_i, _ = knn(x[rows], 8, method="exact")
     assert np.array_equal(got_i[:, 0], np.arange(rows.size)) and np.all(got_d[:, 0] == 0)
     assert np.all(np.diff(got_d, axis=1) >= 0)

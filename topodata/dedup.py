@@ -78,11 +78,9 @@ def near_duplicate_groups(
     V.check_scalar(k, "k", (int, np.integer), min_val=1)
     k = int(min(k, n - 1))
     if knn_graph is None:
-        from .neighbors import knn
+        from .neighbors import knn, l2_normalize
 
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        xn = np.ascontiguousarray(x / np.where(norms > 0, norms, 1.0), dtype=np.float32)
-        idx, d = knn(xn, k + 1, random_state=random_state)
+        idx, d = knn(l2_normalize(x), k + 1, random_state=random_state)
     else:
         idx, d = (np.asarray(a) for a in knn_graph)
         if idx.shape[0] != n or idx.shape[1] < k + 1 or d.shape != idx.shape:

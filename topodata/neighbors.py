@@ -176,7 +176,7 @@ def knn(
     else:
         idx, sq = _faiss_knn(arr, k, method=method, gpu=backend == "faiss-gpu", rng=rng)
 
-    idx, sq = _repair_missing(arr, idx, sq, k)
+    idx, sq = _repair_missing(arr, arr, idx, sq, k)
     idx, sq = _self_first(idx, sq)
     dists = np.sqrt(np.maximum(sq, 0.0, dtype=np.float32))
     if metric == "cosine":
@@ -243,14 +243,8 @@ class KnnIndex:
         V.check_scalar(n_neighbors, "n_neighbors", (int, np.integer), min_val=1, max_val=self.n_samples_fit_)
         with canonical_threads():
             sq, idx = self.index_.search(arr, int(n_neighbors))
-        bad = (idx < 0).any(axis=1)
-        if bad.any():  # a probe found too few points: recall those rows exactly
-            import faiss
-
-            flat = faiss.IndexFlatL2(self.n_features_in_)
-            flat.add(_reference_rows(self.index_))
-            sq_b, idx_b = flat.search(np.ascontiguousarray(arr[bad]), int(n_neighbors))
-            sq[bad], idx[bad] = sq_b, idx_b
+        if (idx < 0).any():  # a probe found too few points: recall those rows exactly
+            idx, sq = _repair_missing(_reference_rows(self.index_), arr, idx, sq, int(n_neighbors))
         d = np.sqrt(np.maximum(sq, 0.0, dtype=np.float32))
         return np.ascontiguousarray(idx, dtype=np.int64), np.ascontiguousarray(d, dtype=np.float32)
 
@@ -420,18 +414,18 @@ def _torch_cuda_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:  # 
 
 
 def _repair_missing(
-    x: np.ndarray, idx: np.ndarray, sq: np.ndarray, k: int
+    ref: np.ndarray, queries: np.ndarray, idx: np.ndarray, sq: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Approximate indices return ``-1`` when a probe finds fewer than ``k`` points: redo those
-    rows exactly (few rows, so brute force on them alone is cheap)."""
+    """Approximate indices return ``-1`` when a probe finds fewer than ``k`` points: search those
+    query rows again exactly among ``ref`` (few rows, so brute force on them alone is cheap)."""
     bad = np.flatnonzero((idx < 0).any(axis=1))
     if bad.size == 0:
         return idx, sq
     import faiss
 
-    flat = faiss.IndexFlatL2(x.shape[1])
-    flat.add(x)
-    sq_b, idx_b = flat.search(np.ascontiguousarray(x[bad]), k)
+    flat = faiss.IndexFlatL2(ref.shape[1])
+    flat.add(np.ascontiguousarray(ref, dtype=np.float32))
+    sq_b, idx_b = flat.search(np.ascontiguousarray(queries[bad]), k)
     idx = idx.copy()
     sq = sq.copy()
     idx[bad] = idx_b

@@ -9,7 +9,6 @@ unchanged. The manifest gains the embedding settings and the seconds spent loadi
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import os
@@ -242,9 +241,7 @@ def select_dataset(
 
     # one engine for the embed stage (Ray Data extraction under 'ray') and the selection: a Ray started
     # here serves both and is shut down at the end
-    engine = select_kwargs.get("engine", "inprocess")
-    ray_engine = use_engine(engine, ray_address=select_kwargs.get("ray_address")) if engine == "ray" else None
-    with ray_engine or contextlib.nullcontext():
+    with use_engine(select_kwargs.get("engine", "inprocess"), ray_address=select_kwargs.get("ray_address")):
         # --- load (files, labels) or embed (cached proxy features and dynamics)
         inputs = _inputs(spec, features, labels, scores, embedding, method, embed, progress)
         x = inputs.features

@@ -455,10 +455,8 @@ def select(
     from ._engine import check_engine, current_engine, use_engine
 
     if current_engine().name != check_engine(engine, ray_address):
-        with use_engine(engine, ray_address=ray_address) as eng:
-            result = select(**call)
-        result.manifest["engine"] = eng.describe()
-        return result
+        with use_engine(engine, ray_address=ray_address):
+            return select(**call)  # it records the engine in its manifest
     t_start = time.perf_counter()
     rate = V.check_rate(rate)
     method, spec, method_params, given = _resolve_method(method, method_params, dynamics, scores)
@@ -596,7 +594,7 @@ def select(
         params["n_flagged"] = None if suspects is None else int(suspects.sum())
     manifest = _manifest(dataset=dataset, y=y, indices=indices, rate=rate, method=method, seed=seed_repr,
                          params=params, timings=timings)
-    if current_engine().name != "inprocess":  # entered by the caller (e.g. the pipeline's embed stage)
+    if current_engine().name != "inprocess":  # entered above, or by the caller (the pipeline's embed stage)
         manifest["engine"] = current_engine().describe()
     extras = dict(out.extras)
     if suspects is not None:  # in the index space of the whole training split

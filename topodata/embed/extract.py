@@ -50,18 +50,6 @@ class _Featurizer:
 
 
 def _ray_data_features(model: torch.nn.Module, x: np.ndarray, *, device: torch.device, batch_size: int) -> np.ndarray:
-    import ray
-
-    ctx = ray.data.DataContext.get_current()
-    ordered = ctx.execution_options.preserve_order
-    ctx.execution_options.preserve_order = True  # batches come back in the order of the rows
-    try:
-        return _ray_data_run(model, x, device=device, batch_size=batch_size)
-    finally:
-        ctx.execution_options.preserve_order = ordered
-
-
-def _ray_data_run(model: torch.nn.Module, x: np.ndarray, *, device: torch.device, batch_size: int) -> np.ndarray:
     import copy
 
     import ray
@@ -77,11 +65,17 @@ def _ray_data_run(model: torch.nn.Module, x: np.ndarray, *, device: torch.device
     # least two per actor so that every actor has work
     per_block = batch_size * max(1, n_batches // (2 * n_actors))
     blocks = [x[s : s + per_block] for s in range(0, x.shape[0], per_block)]
-    out = ray.data.from_numpy(blocks).map_batches(
-        # a CPU copy travels to the actors; the caller's model stays where it is
-        _Featurizer, fn_constructor_args=(copy.deepcopy(model).cpu(), "cuda" if cuda else "cpu", n_threads),
-        batch_size=batch_size, batch_format="numpy", concurrency=n_actors, num_gpus=1 if cuda else 0,
-        num_cpus=1 if cuda else n_threads,
-    )
-    parts = [b["features"] for b in out.iter_batches(batch_size=None, batch_format="numpy")]
+    ctx = ray.data.DataContext.get_current()
+    ordered = ctx.execution_options.preserve_order
+    ctx.execution_options.preserve_order = True  # batches come back in the order of the rows
+    try:
+        out = ray.data.from_numpy(blocks).map_batches(
+            # a CPU copy travels to the actors; the caller's model stays where it is
+            _Featurizer, fn_constructor_args=(copy.deepcopy(model).cpu(), "cuda" if cuda else "cpu", n_threads),
+            batch_size=batch_size, batch_format="numpy", concurrency=n_actors, num_gpus=1 if cuda else 0,
+            num_cpus=1 if cuda else n_threads,
+        )
+        parts = [b["features"] for b in out.iter_batches(batch_size=None, batch_format="numpy")]
+    finally:
+        ctx.execution_options.preserve_order = ordered
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
