@@ -7,26 +7,51 @@ Run the scripts from the repository root (``python scripts/bench_x.py``); this f
 from __future__ import annotations
 
 import argparse
+import re
+import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 
-def hyp_parser(hyp: dict[str, Any], doc: str | None) -> argparse.ArgumentParser:
-    """An argparse parser with one ``--key`` option per ``hyp`` entry, typed by its default."""
+def hyp_parser(hyp: dict[str, Any], doc: str | None, source: str | None = None) -> argparse.ArgumentParser:
+    """An argparse parser with one ``--key`` option per ``hyp`` entry, typed by its default.
+
+    Each option's help is the comment on its line of the ``hyp = {...}`` block in ``source`` (the
+    script that is running, by default): the one place the scripts already explain their knobs.
+    """
+    comments = _hyp_comments(source if source is not None else getattr(sys.modules["__main__"], "__file__", None))
     parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
     for key, value in hyp.items():
+        note = comments.get(key)
         parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value,
-                            help=f"default: {value}")
+                            help=f"{note} (default: {value})" if note else f"default: {value}")
     return parser
+
+
+def _hyp_comments(path: str | None) -> dict[str, str]:
+    """``{key: comment}`` for the ``"key": value,  # comment`` lines of the ``hyp = {`` block of ``path``."""
+    if not path or not Path(path).is_file():
+        return {}
+    lines = Path(path).read_text().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("hyp = {")), None)
+    if start is None:
+        return {}
+    out = {}
+    for line in lines[start + 1:]:
+        if line.startswith("}"):
+            break
+        m = re.match(r'\s*"(\w+)"\s*:.*?#\s*(.+?)\s*$', line)
+        if m:
+            out[m.group(1)] = m.group(2).replace("%", "%%")  # argparse formats help with %
+    return out
 
 
 def parse_hyp(hyp: dict[str, Any], doc: str | None, argv: list[str] | None,
               out_help: str = "folder for results.json and a copy of the script"):
     """``(h, args)``: the ``hyp`` values as given on the command line, plus ``args.out`` (a Path or None)."""
-    from pathlib import Path
-
     parser = hyp_parser(hyp, doc)
     parser.add_argument("--out", type=Path, default=None, help=out_help)
     args = parser.parse_args(argv)
@@ -62,7 +87,6 @@ def save_results(out, results, script: str) -> None:
     """The airbench habit: ``results.json`` and a copy of the script that produced it, in ``out``."""
     import json
     import shutil
-    from pathlib import Path
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

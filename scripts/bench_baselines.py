@@ -37,7 +37,7 @@ hyp = {
     "dyn_epochs": 20,  # epochs in the synthetic recorded dynamics
     "fallback_epochs": 20,  # epochs of the linear-head fallback (dynamics=None)
     "threads": 1,  # torch intra-op threads
-    "seed": 0,
+    "seed": 0,  # selection seed
 }
 
 METHODS = ["moderate", "kcenter", "herding", "el2n", "forgetting", "aum", "ccs", "d2"]

@@ -41,29 +41,29 @@ import numpy as np
 from _bench import parse_hyp, print_table, save_results
 
 hyp = {
-    "dataset": "fashion-mnist",
-    "fractions": "0.05,0.1,0.2",
-    "methods": "el2n,forgetting,aum,ccs,d2,topoprune",
-    "extrapolators": "knn,gnn",
+    "dataset": "fashion-mnist",  # dataset name (topodata.data)
+    "fractions": "0.05,0.1,0.2",  # fractions of the training split scored, comma-separated
+    "methods": "el2n,forgetting,aum,ccs,d2,topoprune",  # scoring methods of the corr part, comma-separated
+    "extrapolators": "knn,gnn",  # extrapolators of the corr part: knn, gnn
     "gnn_fractions": "0.05,0.1,0.2",  # the GNN is the expensive extrapolator on a CPU: restrict it here
     "gnn_methods": "el2n,forgetting,aum,ccs,d2,topoprune",  # (ccs's default score is aum's)
-    "gnn_epochs": 100,
+    "gnn_epochs": 100,  # training epochs of the GNN extrapolator
     "gnn_hidden": "128,64",  # the paper's 512,256 costs ~13 s an epoch at 60,000 nodes on one contended core
-    "rate": 0.9,
+    "rate": 0.9,  # fraction removed
     "selection_seed": 0,  # the seed of the corr part's selections
-    "acc_methods": "topoprune,el2n",
-    "acc_fraction": 0.1,
-    "acc_extrapolators": "knn",
-    "seeds": "0,1,2",
+    "acc_methods": "topoprune,el2n",  # methods whose extrapolated subsets are trained (acc part)
+    "acc_fraction": 0.1,  # fraction scored in the acc part
+    "acc_extrapolators": "knn",  # extrapolators of the acc part
+    "seeds": "0,1,2",  # selection and training seeds of the acc part
     "ref_seeds": "0,1,2",  # seeds of the random and full-data arms (they do not depend on extrapolation)
     "steps": 2000,  # pipelines/fashion_mnist_long.toml
-    "batch_size": 128,
-    "lr": 0.05,
+    "batch_size": 128,  # training batch size (acc part)
+    "lr": 0.05,  # peak learning rate of the one-cycle SGD (acc part)
     "part": "corr",  # embed | corr | acc | table
     # proxy seconds per fraction, "1.0:226,0.1:180", to replace the cache manifests' (a cache entry
     # rewritten by another run carries that run's time): all proxies timed in one process, in a row
-    "proxy_seconds": "",
-    "plot": "docs/extrapolation.png",
+    "proxy_seconds": "",  # '1.0:226,0.1:180': proxy seconds per fraction, replacing the cache manifests'
+    "plot": "docs/extrapolation.png",  # where the figure is written
 }
 
 

@@ -21,9 +21,9 @@ hyp = {
     "dataset": "fashion-mnist",  # cached small-CNN embedding (embed_cached defaults)
     "methods": "moderate,kcenter,d2,topoprune",  # comma-separated
     "samplers": "key,draw",  # comma-separated; only coverage-strategy methods differ between them
-    "rate": 0.9,
+    "rate": 0.9,  # fraction removed
     "scales": "0.1,0.25,0.5",  # noise σ in units of the mean per-dimension feature std
-    "seed": 0,
+    "seed": 0,  # selection seed
 }
 
 

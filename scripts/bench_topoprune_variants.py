@@ -37,11 +37,11 @@ import numpy as np
 from _bench import parse_hyp
 
 hyp = {
-    "dataset": "fashion-mnist",
+    "dataset": "fashion-mnist",  # dataset name (topodata.data)
     "rate": 0.9,  # fraction removed
     "seeds": 3,  # selection and training seeds 0..seeds-1
     "steps": 2000,  # as pipelines/fashion_mnist_long.toml
-    "batch_size": 128,
+    "batch_size": 128,  # training batch size
     "lr": 0.05,  # one-cycle peak
     "variants": "label_weight=0",  # ';'-separated, each 'k=v,k=v' of TopoPruneConfig
     "split": "test",  # 'test': score on the test split; 'val': hold out part of the training split

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from topodata.cli import build_parser, main
+from topodata.select import class_budgets, n_kept
 
 from conftest import save_arrays
 
@@ -166,7 +167,9 @@ def test_bad_unknown_dataset(tmp_path, capsys):
          "no-such-set")
 
 
-def test_bad_class_smaller_than_neighbourhood(tmp_path, capsys):
+def test_rare_class_is_scored_and_kept(tmp_path):
+    """A class of 5 samples (k_local=16) is scored with the whole class as each neighbourhood and
+    keeps exactly its budget; it used to be refused."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(205, 4))
     y = np.concatenate([np.zeros(200, int), np.ones(5, int)])
@@ -175,8 +178,12 @@ def test_bad_class_smaller_than_neighbourhood(tmp_path, capsys):
     np.save(fy, y)
     # proportional budgets leave class 1 a budget below its size, so TopoPrune must score it (boundary budgets
     # would keep all 5 of its samples, which sit among class 0, and need no neighbourhood)
-    _bad(tmp_path, capsys, ["select", "--embeddings", str(fx), "--labels", str(fy), "--rate", "0.9",
-                            "--class-balance", "proportional"], "class 1 has 5 samples")
+    out = tmp_path / "o"
+    assert main(["select", "--embeddings", str(fx), "--labels", str(fy), "--rate", "0.6", "--manifold", "none",
+                 "--class-balance", "proportional", "--out", str(out)]) == 0
+    want = class_budgets(y, n_kept(205, 0.6), balance="proportional")
+    np.testing.assert_array_equal(np.bincount(y[np.load(out / "indices.npy")]), [want[0], want[1]])
+    assert 0 < want[1] < 5
 
 
 def test_unknown_method_is_argparse_error(tmp_path, arrays, capsys):

@@ -172,3 +172,21 @@ def test_make_test_runs_the_docstring_examples():
     make = (REPO / "Makefile").read_text(encoding="utf-8")
     test_recipe = make.split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "pytest" in test_recipe and "--ignore" not in test_recipe and "-p no:doctest" not in test_recipe
+
+
+BENCH_SCRIPTS = sorted(p for p in (REPO / "scripts").glob("*.py")
+                       if re.search(r"\b(parse_hyp|hyp_parser)\(", p.read_text(encoding="utf-8")) and p.name != "_bench.py")
+
+
+@pytest.mark.parametrize("script", BENCH_SCRIPTS, ids=lambda p: p.name)
+def test_bench_script_help_explains_every_option(script):
+    """``--help`` of a benchmark script says what each option is, not only its default (the comment
+    on the option's line of the script's ``hyp`` block)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120,
+                         cwd=REPO, check=True).stdout
+    options = re.findall(r"^\s+(--[\w-]+)", out, flags=re.M)
+    bare = re.findall(r"^\s+(--[\w-]+)(?: [A-Z_]+)?\s+default: ", out, flags=re.M)
+    assert len(options) > 1 and not bare, f"options with no explanation: {bare}"

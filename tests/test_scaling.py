@@ -104,9 +104,13 @@ def test_class_flow_equals_one_pass_over_all_samples(digits, one_thread):
     np.testing.assert_array_equal(nb, neigh)
     np.testing.assert_array_equal(disp, whole)  # same terms summed in the same order
     assert deaths.shape == (y.size, 16) and set(timings) == {"local_topology", "displacement"}
-    with pytest.raises(TopodataInputError, match="class 0 has"):
-        class_flow(z[:30], y[:30], k_local=16, steps=1, step_size=0.5, power=2.0, weights=None,
-                   knn_method="auto", device="cpu", knn_seed=0)
+    # classes of 1-6 samples (k_local=16) take the whole class, padded; still one pass's result
+    small = local_neighbourhoods(z[:30], y[:30], 16, random_state=0)
+    nb, _, disp, _ = class_flow(z[:30], y[:30], k_local=16, steps=3, step_size=0.5, power=2.0, weights=w[:30],
+                                knn_method="auto", device="cpu", knn_seed=0)
+    np.testing.assert_array_equal(nb, small)
+    np.testing.assert_array_equal(disp, topological_displacement(z[:30], small, weights=w[:30]))
+    assert (disp > 0).sum() >= 25
 
 
 # ----------------------------------------------------------------------------- engines
@@ -140,6 +144,25 @@ def test_ray_placement_batches_equal_inprocess(digits, ray_local):
     with use_engine("ray"):
         a = place_on_manifold(ref, emb, x[600:], batch_size=256)  # 5 tasks
     np.testing.assert_array_equal(a, place_on_manifold(ref, emb, x[600:], batch_size=256))
+
+
+def test_ray_ivf_graph_search_in_blocks_equals_one_call(digits, monkeypatch, built_indices, ray_local):
+    # an IVF graph under Ray: built once, searched in 3 blocks as tasks; the same graph as one call
+    import topodata.neighbors as N
+
+    x = digits[0]
+    want = knn(x, 15, method="ivf", random_state=0)
+    monkeypatch.setattr(N, "SEARCH_BLOCK", 600)
+    searched = []
+    block = N._search_block
+    monkeypatch.setattr(N, "_search_block", lambda *a: searched.append(a[3] - a[2]) or block(*a))
+    with use_engine("inprocess"):  # one call in-process whatever the block size
+        np.testing.assert_array_equal(knn(x, 15, method="ivf", random_state=0)[0], want[0])
+    assert searched == [] and built_indices[-2:] == ["ivf", "ivf"]
+    with use_engine("ray"):
+        got = knn(x, 15, method="ivf", random_state=0)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
 
 
 # ----------------------------------------------------------------------------- command line

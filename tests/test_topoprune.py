@@ -197,23 +197,54 @@ def test_global_neighbourhoods_cross_classes(digits):
     assert (y[per_class] == y[:, None]).all()
 
 
-def test_small_class_raises():
+def test_small_class_takes_the_whole_class():
+    """A class of at most k_local samples: each neighbourhood is the whole class, padded with copies
+    of the sample; its real H0 deaths are ripser's H0 of the class, the pads add zero deaths."""
+    from ripser import ripser
+
+    from topodata.scores._classflow import class_neighbourhoods
+
+    z = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    nb = class_neighbourhoods(z, 16)
+    assert nb.shape == (6, 17) and (nb[:, :12] == np.arange(6)[:, None]).all()
+    for i in range(6):
+        order = np.argsort(np.linalg.norm(z - z[i], axis=1), kind="stable")
+        np.testing.assert_array_equal(nb[i, 11:], order)  # the class by distance, the sample first
+    deaths = h0_point_cloud(z[nb]).deaths
+    ref = np.sort(ripser(z, maxdim=0)["dgms"][0][:-1, 1])  # the finite deaths of the class
+    np.testing.assert_array_equal(deaths[:, :11], 0.0)
+    np.testing.assert_allclose(deaths[:, 11:], np.broadcast_to(ref, (6, 5)), rtol=1e-6)
+    np.testing.assert_array_equal(class_neighbourhoods(z[:1], 16), np.zeros((1, 17), dtype=np.int64))
+
+
+def test_small_classes_are_scored():
+    """A rare class (10 samples, k_local=16) and a lone sample are scored, not refused; a lone
+    sample does not move; the other classes' scores do not depend on them (per-class flow)."""
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(50, 4))
-    y = np.array([0] * 20 + [1] * 20 + [2] * 10)
-    with pytest.raises(TopodataInputError, match="class 2 has 10 samples but k_local=16"):
-        _run(x, y, manifold="none")
-    out = _run(x, y, manifold="none", neighbourhoods="global")  # fine without per-class neighbourhoods
-    assert out.scores.shape == (50,)
+    x = rng.normal(size=(51, 4))
+    y = np.array([0] * 20 + [1] * 20 + [2] * 10 + [3])
+    out = _run(x, y, manifold="none", label_weight=0.0, noise_vote=1.0)
+    topo = out.extras["topological_scores"]
+    assert np.isfinite(out.scores).all() and topo[50] == 0.0 and (topo[40:50] > 0).all()
+    assert out.params["median_h0_death"] > 0
+    again = _run(x, y, manifold="none", label_weight=0.0, noise_vote=1.0)
+    np.testing.assert_array_equal(out.scores, again.scores)
+    glob = _run(x, y, manifold="none", neighbourhoods="global")
+    assert glob.scores.shape == (51,)
 
 
-def test_select_reports_small_class_as_input_error():
+def test_select_keeps_rare_classes():
+    """The default method on a 40 + 5 set: exact budgets, the rare class included, deterministic."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(45, 4))
     y = np.array([0] * 40 + [1] * 5)
-    with pytest.raises(TopodataInputError, match="class 1 has 5 samples"):
-        topodata.select(x, y, rate=0.5, method="topoprune", class_balance="proportional",
-                        method_params={"manifold": "none"})
+    kw = dict(rate=0.5, method="topoprune", class_balance="proportional", method_params={"manifold": "none"})
+    res = topodata.select(x, y, **kw)
+    assert res.indices.size == n_kept(45, 0.5)
+    want = class_budgets(y, n_kept(45, 0.5), balance="proportional")
+    np.testing.assert_array_equal(np.bincount(y[res.indices]), [want[0], want[1]])
+    assert want[1] == 3
+    np.testing.assert_array_equal(topodata.select(x, y, **kw).indices, res.indices)
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,7 @@ __all__ = [
     "restrict_knn",
     "KnnIndex",
     "IVF_SCAN",
+    "SEARCH_BLOCK",
     "EXACT_MAX_SAMPLES",
     "EXACT_MAX_SAMPLES_LOW_DIM",
     "LOW_DIM",
@@ -73,6 +74,9 @@ METRICS = ("euclidean", "cosine")
 
 #: IVF probes enough lists to scan about this many points per query (see ``_ivf_nprobe``).
 IVF_SCAN = 8192
+#: Under a distributed engine (Ray) an IVF graph of more rows than this is searched in blocks of
+#: this many rows, one task each; in-process it is one FAISS call (FAISS threads it).
+SEARCH_BLOCK = 131_072
 _HNSW_M = 32  # graph degree; efSearch is set from k below
 _TORCH_BLOCK = 4096  # query rows per torch.cdist block on CUDA (memory ~ block * n * 4 bytes)
 
@@ -391,8 +395,39 @@ def _faiss_knn(
         import faiss
 
         index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+    elif method == "ivf" and x.shape[0] > SEARCH_BLOCK:
+        from ._engine import current_engine
+
+        if current_engine().name != "inprocess":
+            return _search_on_engine(index, x, k)
     sq, idx = index.search(x, k)
     return idx.astype(np.int64, copy=False), sq.astype(np.float32, copy=False)
+
+
+def _search_on_engine(index, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Search the rows of ``x`` in blocks of :data:`SEARCH_BLOCK`, one task each (Ray).
+
+    The index is built once by the caller and travels serialised (:class:`KnnIndex`'s pickling).
+    Only for IVF: each query probes its own lists and scans them by itself, so a block gets the
+    answers that one call over all rows gives (tested), whatever machine searches it.
+    """
+    from ._engine import map_tasks, share
+
+    holder = KnnIndex("ivf")
+    holder.index_, holder.n_features_in_, holder.n_samples_fit_ = index, x.shape[1], x.shape[0]
+    ref, xs = share(holder), share(x)
+    n = x.shape[0]
+    parts = map_tasks(_search_block, [(ref, xs, s, min(n, s + SEARCH_BLOCK), int(k))
+                                      for s in range(0, n, SEARCH_BLOCK)], desc="kNN graph search")
+    return (np.concatenate([p[0] for p in parts]).astype(np.int64, copy=False),
+            np.concatenate([p[1] for p in parts]).astype(np.float32, copy=False))
+
+
+def _search_block(holder: "KnnIndex", x: np.ndarray, start: int, stop: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """One task of :func:`_search_on_engine`: ``(indices, squared distances)`` of rows ``start:stop``."""
+    with canonical_threads():
+        sq, idx = holder.index_.search(np.ascontiguousarray(x[start:stop]), k)
+    return idx, sq
 
 
 def _torch_cuda_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - GPU

@@ -88,7 +88,6 @@ METHODS: dict[str, MethodSpec] = {
             "topodata.scores.topoprune:topoprune",
             "topological displacement on the UMAP manifold",
             default_strategy="coverage",
-            min_per_class=2,
             auto_beta=(0.25, 0.075),  # chosen on a validation split under CNN training (docs/algorithms.md)
             dedup=True,
             class_balance="boundary",  # chosen on a validation split under CNN training (docs/algorithms.md)

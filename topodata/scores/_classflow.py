@@ -22,7 +22,7 @@ from .. import _validation as V
 from .._engine import map_tasks
 from .._threads import deterministic
 
-__all__ = ["class_flow", "check_class_sizes", "first_step", "next_steps"]
+__all__ = ["class_flow", "class_neighbourhoods", "median_death", "first_step", "next_steps"]
 
 
 def class_flow(
@@ -38,7 +38,7 @@ def class_flow(
     device: str,
     knn_seed: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
-    """``(neighbourhoods, first-step H0 deaths, displacement, timings)`` over all samples.
+    """``(neighbourhoods, first-step H0 deaths, displacement, info)`` over all samples.
 
     ``neighbourhoods`` (n, k_local + 1) int64 as :func:`~topodata.scores.topoprune.local_neighbourhoods`
     returns them (column 0 the sample), ``deaths`` (n, k_local) float32 at ``Z(0)``, the
@@ -49,7 +49,7 @@ def class_flow(
 
     z = V.as_float32(z)
     n = z.shape[0]
-    classes = check_class_sizes(labels, k_local)
+    classes = np.unique(labels)
     members = [np.flatnonzero(labels == c) for c in classes]  # a loop over classes, not samples
     w = None if weights is None else np.asarray(weights, dtype=np.float32)
     t0 = time.perf_counter()
@@ -67,7 +67,7 @@ def class_flow(
         neigh[m] = m[nb]
         deaths[m] = d
     gmax = max(g for *_, g in first)
-    med = float(np.median(deaths))
+    med = median_death(deaths, neigh)
     lr = step_size * med / gmax if gmax > 0 else 0.0
     moved = map_tasks(next_steps, [
         (z[m], nb, None if w is None else w[m], grad, float(lr), int(steps), float(power))
@@ -99,9 +99,7 @@ def first_step(z_c: np.ndarray, k_local: int, knn_method: str, device: str, seed
     """Round 1 for one class: ``(neighbourhoods in class rows, deaths, first gradient, its largest row norm)``."""
     import torch
 
-    from ..neighbors import knn
-
-    nb, _ = knn(z_c, k_local + 1, method=knn_method, device=device, random_state=seed)
+    nb = class_neighbourhoods(z_c, k_local, knn_method=knn_method, device=device, random_state=seed)
     zt = torch.from_numpy(np.ascontiguousarray(z_c, dtype=np.float32))
     w = None if w_c is None else torch.from_numpy(w_c)
     grad, deaths = _gradient(zt, torch.from_numpy(nb), w, power)
@@ -124,15 +122,37 @@ def next_steps(z_c: np.ndarray, nb: np.ndarray, w_c: np.ndarray | None, grad0: n
     return (zt - z0).norm(dim=1).double().numpy()
 
 
+def class_neighbourhoods(z_c: np.ndarray, k_local: int, *, knn_method: str = "auto", device: str = "auto",
+                         random_state=None) -> np.ndarray:
+    """Neighbourhoods ``{i} ∪ N_k(i)`` inside one class, (m, k_local + 1) int64 in class rows.
 
-def check_class_sizes(labels: np.ndarray, k_local: int) -> np.ndarray:
-    """The classes of ``labels``; a one-line error when one is too small for per-class neighbourhoods."""
-    classes, counts = np.unique(labels, return_counts=True)
-    small = counts <= k_local
-    if small.any():
-        c, m = int(classes[small][0]), int(counts[small][0])
-        raise V.TopodataInputError(
-            f"class {c} has {m} samples but k_local={k_local} per-class neighbourhoods need at "
-            f"least {k_local + 1}; lower --k-local, use --neighbourhoods global, or drop the class"
-        )
-    return classes
+    A class of at most ``k_local`` samples (a rare class of an imbalanced set) has fewer neighbours
+    to give: each sample's neighbourhood is then the whole class, padded with copies of the sample
+    itself. A copy adds a zero-length H0 edge, which adds nothing to the total persistence nor to
+    its gradient, so the batched H0 and the flow keep one shape for every class; a lone sample's
+    neighbourhood is itself only (displacement 0).
+    """
+    from ..neighbors import knn
+
+    m = z_c.shape[0]
+    if m > k_local:
+        return knn(z_c, k_local + 1, method=knn_method, device=device, random_state=random_state)[0]
+    nb = np.repeat(np.arange(m, dtype=np.int64)[:, None], k_local + 1, axis=1)
+    if m > 1:  # the whole class, by distance, after the pads: deaths ascend, so the pads lead
+        own, _ = knn(z_c, m, method="exact", device=device)
+        nb[:, k_local + 1 - m:] = own
+    return nb
+
+
+def median_death(deaths: np.ndarray, neigh: np.ndarray) -> float:
+    """The median H0 death of the neighbourhoods (the flow's step scale), over their real edges.
+
+    The pads of a small class (:func:`class_neighbourhoods`: columns after the first that repeat
+    column 0) add zero deaths, which lead their row (deaths ascend); they are left out, so a rare
+    class does not shrink every class's step.
+    """
+    pads = (neigh[:, 1:] == neigh[:, :1]).sum(axis=1)
+    if not pads.any():
+        return float(np.median(deaths))
+    real = deaths[np.arange(deaths.shape[1])[None, :] >= pads[:, None]]
+    return float(np.median(real)) if real.size else 0.0

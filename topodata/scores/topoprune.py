@@ -24,7 +24,7 @@ import numpy as np
 from .. import _validation as V
 from .._threads import deterministic
 from . import MethodOutput
-from ._classflow import check_class_sizes, class_flow
+from ._classflow import class_flow, class_neighbourhoods, median_death
 
 __all__ = ["TopoPruneConfig", "CONFIG", "topoprune", "local_neighbourhoods", "topological_displacement",
            "label_disagreement",
@@ -162,12 +162,14 @@ def local_neighbourhoods(
 
     Column 0 is ``i`` itself, then its ``k_local`` nearest neighbours in ``z`` by increasing
     distance, all indices into ``z``. With ``labels`` the neighbours come from ``i``'s own class
-    (one FAISS call per class, not per sample); with ``labels=None`` from all samples.
+    (one FAISS call per class, not per sample; a class of at most ``k_local`` samples gives each of
+    them the whole class, padded with copies of ``i``: :func:`~topodata.scores._classflow.class_neighbourhoods`);
+    with ``labels=None`` from all samples.
 
     Raises
     ------
     TopodataInputError
-        If a class (or the whole set) has at most ``k_local`` samples.
+        If ``labels`` is None and the whole set has at most ``k_local`` samples.
     """
     from ..neighbors import knn
 
@@ -184,11 +186,10 @@ def local_neighbourhoods(
             )
         idx, _ = knn(z, k_local + 1, method=knn_method, device=device, random_state=rng)
         return idx
-    classes = check_class_sizes(labels, k_local)
     out = np.empty((n, k_local + 1), dtype=np.int64)
-    for c in classes:  # a loop over classes, not samples
+    for c in np.unique(labels):  # a loop over classes, not samples
         members = np.flatnonzero(labels == c)
-        idx, _ = knn(z[members], k_local + 1, method=knn_method, device=device, random_state=rng)
+        idx = class_neighbourhoods(z[members], k_local, knn_method=knn_method, device=device, random_state=rng)
         out[members] = members[idx]
     return out
 
@@ -292,7 +293,7 @@ def topological_displacement(
         (grad,) = torch.autograd.grad(loss, zt)
         if lr is None:
             gmax = float(grad.norm(dim=1).max())
-            med = float(np.median(deaths.detach().numpy()))  # torch's median is the lower one
+            med = median_death(deaths.detach().numpy(), neigh)  # torch's median is the lower one
             lr = step_size * med / gmax if gmax > 0 else 0.0
         zt = (zt - lr * grad).detach()
     return (zt - z0).norm(dim=1).double().numpy()
@@ -433,7 +434,8 @@ def topoprune(
     else:
         scores = _summary_scores(cfg, deaths, h1_rows, h1, weights)
     topo_scores = scores
-    disagreement = label_disagreement(graph[0], y)
+    # no graph when nothing reads it (manifold='none', label_weight=0, noise_vote=1)
+    disagreement = label_disagreement(graph[0], y) if graph is not None else None
     if cfg.label_weight > 0:
         scores = _normalise_max(scores) + cfg.label_weight * disagreement
     timings["displacement"] = time.perf_counter() - t0
@@ -442,11 +444,11 @@ def topoprune(
     params_used.update(
         n_h1_neighbourhoods=int(h1_rows.size),
         manifold_shape=list(z.shape),
-        median_h0_death=float(np.median(deaths)),
+        median_h0_death=median_death(np.asarray(deaths), neigh),
     )
     suspects = disagreement > cfg.noise_vote if cfg.noise_vote < 1 else None
     params_used.update(max_topological_score=float(np.max(topo_scores)),
-                       mean_label_disagreement=float(disagreement.mean()))
+                       mean_label_disagreement=None if disagreement is None else float(disagreement.mean()))
     extras = {"manifold": z, "neighbourhoods": _example_diagrams(z, neigh, deaths, scores),
               "topological_scores": topo_scores}
     return MethodOutput(scores=scores, params=params_used, timings_s=timings, extras=extras, suspects=suspects)
