@@ -93,7 +93,13 @@ def test_manifold_sample_fit_keeps_contract_and_determinism(digits):
 
 
 # ----------------------------------------------------------------------------- per-class flow
-def test_class_flow_equals_one_pass_over_all_samples(digits, one_thread):
+@pytest.mark.parametrize("piece_rows", [1, 400, 4096])  # one class per piece, 2 classes, all 10 in one
+def test_class_flow_equals_one_pass_over_all_samples(digits, one_thread, monkeypatch, piece_rows):
+    import topodata.scores._classflow as CF
+
+    assert CF.class_pieces([CF.GROUP_BELOW, 10, 10]) == [[0], [1, 2]]  # a class of GROUP_BELOW rows is alone
+    monkeypatch.setattr(CF, "PIECE_ROWS", piece_rows)
+    assert len(CF.class_pieces(np.bincount(digits[1]).tolist())) == {1: 10, 400: 5, 4096: 1}[piece_rows]
     x, y = digits
     z = global_manifold(x, n_epochs=30, random_state=0)
     w = np.random.default_rng(0).uniform(0.5, 2.0, size=y.size)
