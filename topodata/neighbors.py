@@ -423,7 +423,8 @@ def _search_on_engine(index, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
             np.concatenate([p[1] for p in parts]).astype(np.float32, copy=False))
 
 
-def _search_block(holder: "KnnIndex", x: np.ndarray, start: int, stop: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _search_block(holder: "KnnIndex", x: np.ndarray, start: int, stop: int,
+                  k: int) -> tuple[np.ndarray, np.ndarray]:
     """One task of :func:`_search_on_engine`: ``(indices, squared distances)`` of rows ``start:stop``."""
     with canonical_threads():
         sq, idx = holder.index_.search(np.ascontiguousarray(x[start:stop]), k)

@@ -13,6 +13,11 @@ truth in ``Dataset.info``; the test split is never changed.
   every copy shifted by a random integer offset in {-1, 0, 1}² (zero padding) and given Gaussian
   pixel noise of std 0.02, the rows in a seeded random order. ``info['dup_group']`` is the
   source image of each row (0..N-1).
+- ``long_tail=R``: class ``c`` (the ``c``-th label in increasing order, of ``C``) keeps
+  ``floor(n_max R^(-c/(C-1)))`` of its training rows (at most all, at least 1; ``n_max`` the largest
+  class), chosen uniformly, the rows in their original order: the exponential profile of the
+  long-tailed benchmarks (CIFAR-10-LT), the largest class ``R`` times the smallest.
+  ``info['long_tail_sizes']`` has the sizes.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from .dataset import Dataset
 
 __all__ = ["split_variants", "apply_variants", "VARIANTS"]
 
-VARIANTS = ("label_noise", "near_dup", "seed")
+VARIANTS = ("label_noise", "near_dup", "long_tail", "seed")
 NEAR_DUP_NOISE = 0.02  # std of the pixel noise of each copy, images in [0, 1]
 
 
@@ -64,7 +69,8 @@ def apply_variants(ds: Dataset, spec: str, mods: dict[str, str]) -> Dataset:
         return ds
     extra = set(mods) - {"seed"}
     if not extra:
-        raise TopodataInputError(f"dataset spec {spec!r}: +seed= alone changes nothing; add +label_noise= or +near_dup=")
+        raise TopodataInputError(
+            f"dataset spec {spec!r}: +seed= alone changes nothing; add +label_noise=, +near_dup= or +long_tail=")
     seed = _number(spec, "seed", mods.get("seed", "0"), int)
     if seed < 0:
         raise TopodataInputError(f"dataset spec {spec!r}: seed must be >= 0; got {seed}")
@@ -75,6 +81,8 @@ def apply_variants(ds: Dataset, spec: str, mods: dict[str, str]) -> Dataset:
             x, y, info = _near_duplicates(spec, x, y, value, seed, info)
         elif name == "label_noise":
             y, info = _label_noise(spec, y, ds.n_classes, value, seed, info)
+        elif name == "long_tail":
+            x, y, info = _long_tail(spec, x, y, value, seed, info)
     return Dataset(
         name=spec, x_train=x, y_train=y, x_test=ds.x_test, y_test=ds.y_test, n_classes=ds.n_classes,
         input_shape=ds.input_shape, classes=ds.classes, augment=ds.augment, source=ds.source, info=info,
@@ -132,3 +140,23 @@ def _near_duplicates(spec, x, y, value, seed, info):
            for k, v in info.items()}
     out["dup_group"] = group[perm]
     return np.ascontiguousarray(noisy[perm], dtype=np.float32), y[base][group][perm], out
+
+
+def _long_tail(spec, x, y, value, seed, info):
+    ratio = _number(spec, "long_tail", value)
+    if ratio <= 1:
+        raise TopodataInputError(f"dataset spec {spec!r}: long_tail is the ratio of the largest class to the "
+                                 f"smallest and must be > 1; got {value}")
+    classes, counts = np.unique(y, return_counts=True)
+    if classes.size < 2:
+        raise TopodataInputError(f"dataset spec {spec!r}: long_tail needs at least 2 classes")
+    rng = np.random.default_rng([seed, 0x6C74])
+    pos = np.arange(classes.size) / (classes.size - 1)
+    sizes = np.clip(np.floor(counts.max() * ratio ** -pos + 1e-9).astype(np.int64), 1, counts)
+    # a seeded uniform draw inside each class: rank the rows by a random key within their class
+    order = np.lexsort((rng.random(y.shape[0]), y))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    keep = np.sort(np.concatenate([order[s:s + m] for s, m in zip(starts, sizes)]))
+    out = {k: v[keep] if isinstance(v, np.ndarray) and v.shape[:1] == y.shape else v for k, v in info.items()}
+    out["long_tail_sizes"] = {int(c): int(m) for c, m in zip(classes, sizes)}
+    return x[keep], y[keep], out

@@ -11,9 +11,10 @@ one class or several small ones (:func:`class_pieces`):
 2. (the driver sets the learning rate from every piece's first round) per piece: the steps.
 
 Each class's rows keep their order, so the scatter-adds of the backward pass sum the same terms
-in the same order as one pass over all samples: the result is the same as
-:func:`topodata.scores.topoprune.topological_displacement` on the whole set (tested), and the same
-in-process and under Ray. Memory is that of the largest class instead of the whole set.
+in the same order as one pass over all samples: with one thread the result is that of
+:func:`topodata.scores.topoprune.topological_displacement` on the whole set (tested; with more
+threads the scatter-add splits its work by the size of the piece, and a displacement may differ
+in its last float bit), and it is the same in-process and under Ray. Memory is that of the largest class instead of the whole set.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def class_flow(
     device: str,
     knn_seed: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
-    """``(neighbourhoods, first-step H0 deaths, displacement, info)`` over all samples.
+    """``(neighbourhoods, first-step H0 deaths, displacement, timings)`` over all samples.
 
     ``neighbourhoods`` (n, k_local + 1) int64 as :func:`~topodata.scores.topoprune.local_neighbourhoods`
     returns them (column 0 the sample), ``deaths`` (n, k_local) float32 at ``Z(0)``, the
