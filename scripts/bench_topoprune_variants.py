@@ -23,6 +23,16 @@ under the same glue (the selection step uses TopoPrune's own class budgets unles
     python scripts/bench_topoprune_variants.py --split val --out runs/topoprune_val \
         --variants "strategy=random,class_balance=proportional;beta=0.05;beta=0.1"
 
+A dataset spec with stress variants (``fashion-mnist+long_tail=100``) under ``--split val``: the validation
+samples are held out from the *base* training split first and the variant is applied to the rest, so they are
+balanced, clean samples of the base distribution. ``--path select`` runs each seed as ``topodata.select(...,
+method='topoprune')`` with the variant's options: the default path, with the noise vote and ``beta='auto'``
+(the ``scores`` path hands ``select`` a fixed ``beta`` and no flagged samples).
+
+    python scripts/bench_topoprune_variants.py --split val --path select --dataset fashion-mnist+long_tail=100 \
+        --val-per-class 1000 --variants "vote_weights=uniform;vote_weights=balanced;strategy=random" \
+        --out runs/topoprune_val_lt
+
 Prints a table (mean ± std over seeds) and writes ``results.json`` (after every variant) and a copy of this
 script to ``--out``.
 """
@@ -46,6 +56,7 @@ hyp = {
     "variants": "label_weight=0",  # ';'-separated, each 'k=v,k=v' of TopoPruneConfig
     "split": "test",  # 'test': score on the test split; 'val': hold out part of the training split
     "val_per_class": 1000,  # with split=val: the last this many training samples of each class
+    "path": "scores",  # 'scores': cached scores, then select(scores=); 'select': select(method='topoprune')
 }
 
 
@@ -67,10 +78,15 @@ def _validation_data(h: dict, out):
     from topodata.data import load_dataset
     from topodata.embed import embed
 
-    full = load_dataset(h["dataset"], progress=False)
+    from topodata.data.variants import apply_variants, split_variants
+
+    base_spec, mods = split_variants(h["dataset"])
+    full = load_dataset(base_spec, progress=False)
     pool, val = holdout(full.y_train, h["val_per_class"])
     data = replace(full, name=f"{full.name}[pool]", x_train=full.x_train[pool], y_train=full.y_train[pool],
                    x_test=full.x_train[val], y_test=full.y_train[val])
+    if mods:  # the variant on the pool only: the held-out samples stay clean and balanced
+        data = apply_variants(data, f"{data.name}+" + "+".join(f"{k}={v}" for k, v in mods.items()), mods)
     cache = None if out is None else out / f"pool_features_{h['val_per_class']}.npy"
     if cache is not None and cache.is_file():
         return data, np.load(cache)
@@ -107,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     from topodata.select import auto_beta
     from topodata.train.subset import train_on_subset
 
+    if h["path"] not in ("scores", "select"):
+        raise SystemExit(f"--path must be 'scores' or 'select'; got {h['path']!r}")
     if h["split"] == "val":
         data, features = _validation_data(h, args.out)
     elif h["split"] == "test":
@@ -124,6 +142,18 @@ def main(argv: list[str] | None = None) -> int:
         accs, secs = [], []
         for seed in range(h["seeds"]):
             t = time.perf_counter()
+            if h["path"] == "select":
+                strategy_random = sel.get("strategy") == "random"
+                kept = topodata.select(features, labels, rate=rate, random_state=seed,
+                                       method="random" if strategy_random else "topoprune",
+                                       method_params=None if strategy_random else params,
+                                       **{k: v for k, v in sel.items() if k not in ("rate", "strategy")}).indices
+                m = train_on_subset(data, kept, model="smallcnn", steps=h["steps"], batch_size=h["batch_size"],
+                                    lr=h["lr"], random_state=seed, progress=False)
+                accs.append(m["accuracy"])
+                secs.append(time.perf_counter() - t)
+                print(f"{text} seed {seed}: {m['accuracy']:.4f} ({secs[-1]:.0f} s)", flush=True)
+                continue
             key = (seed, tuple(sorted(params.items())))
             if key not in scores:
                 # TopoPrune's scores do not depend on the rate

@@ -247,6 +247,38 @@ def test_select_keeps_rare_classes():
     np.testing.assert_array_equal(topodata.select(x, y, **kw).indices, res.indices)
 
 
+def test_balanced_vote_does_not_flag_a_rare_class_for_its_rarity():
+    """A rare class (30) beside a large one (600) in a 2-d blob pair that overlaps, plus 10 large-class
+    points given the rare label deep inside the large blob. The plain vote flags rare samples whose
+    neighbours are large-class points by number; weighted by inverse class frequency it flags fewer
+    of them, and still every planted label error (no neighbour shares its label; one rare neighbour
+    would outweigh 20 large-class ones). Equal classes: the same flags either way."""
+    rng = np.random.default_rng(0)
+    big = rng.normal(0.0, 1.0, size=(600, 2))
+    rare = rng.normal(1.5, 0.7, size=(30, 2))
+    # a constant third coordinate: the feature graph is built on L2-normalised rows, which then keep the
+    # plane's neighbourhoods (in 2-d they would keep angles only)
+    x = np.c_[np.vstack([big, rare]), np.full(630, 10.0)]
+    y = np.r_[np.zeros(600, int), np.ones(30, int)]
+    far = np.flatnonzero(np.linalg.norm(big - [1.5, 1.5], axis=1) > 2.5)  # far from the rare blob
+    planted = []
+    for i in far:  # apart from each other: no planted point among another's neighbours
+        if all(np.linalg.norm(big[i] - big[j]) > 1.0 for j in planted):
+            planted.append(i)
+    planted = np.array(planted[:6])
+    y[planted] = 1
+    kw = dict(manifold="none", label_weight=0.0)
+    plain = _run(x, y, vote_weights="uniform", **kw).suspects
+    weighted = _run(x, y, vote_weights="balanced", **kw).suspects
+    true_rare = np.arange(600, 630)
+    assert plain[planted].all() and weighted[planted].all()
+    assert weighted[true_rare].sum() < plain[true_rare].sum()
+    assert plain[true_rare].sum() >= 3  # the plain vote does flag rare samples here
+    ye = np.repeat([0, 1], 315)  # equal classes
+    np.testing.assert_array_equal(_run(x, ye, vote_weights="uniform", **kw).suspects,
+                                  _run(x, ye, vote_weights="balanced", **kw).suspects)
+
+
 @pytest.mark.parametrize(
     ("params", "error", "match"),
     [
@@ -258,6 +290,7 @@ def test_select_keeps_rare_classes():
         ({"step_size": "big"}, TypeError, "step_size must be of type"),
         ({"n_jobs": 0}, TopodataInputError, "n_jobs must be a positive"),
         ({"label_weight": -1.0}, TopodataInputError, "label_weight must be >= 0"),
+        ({"vote_weights": "inverse"}, TopodataInputError, "vote_weights must be one of"),
         ({"gamma": 1.0}, TopodataInputError, r"unknown option\(s\) \['gamma'\]; valid options: score"),
     ],
 )

@@ -118,6 +118,12 @@ class TopoPruneConfig:
                           "half, a flipped label nearly all); under --beta auto each class's cut is at "
                           "least its flagged share (1 = flag none)"},
     )
+    vote_weights: str = field(
+        default="uniform",
+        metadata={"help": "how the neighbours count in the noise vote: uniform, or balanced (each by its "
+                          "class's inverse frequency, so that a rare class is not outvoted by the sheer "
+                          "number of a large one; the same as uniform when the classes are equal)"},
+    )
 
     def __post_init__(self) -> None:
         from ..neighbors import DEVICES, METHODS as KNN_METHODS
@@ -140,6 +146,7 @@ class TopoPruneConfig:
         V.check_scalar(self.h1_weight, "h1_weight", (int, float), min_val=0.0)
         V.check_scalar(self.label_weight, "label_weight", (int, float), min_val=0.0)
         V.check_scalar(self.noise_vote, "noise_vote", (int, float), min_val=0.0, max_val=1.0)
+        V.check_options(self.vote_weights, "vote_weights", ("balanced", "uniform"))
         V.check_options(self.knn_method, "knn_method", KNN_METHODS)
         V.check_options(self.knn_device, "knn_device", DEVICES)
         V.check_n_jobs(self.n_jobs)
@@ -446,7 +453,10 @@ def topoprune(
         manifold_shape=list(z.shape),
         median_h0_death=median_death(np.asarray(deaths), neigh),
     )
-    suspects = disagreement > cfg.noise_vote if cfg.noise_vote < 1 else None
+    suspects = None
+    if cfg.noise_vote < 1:
+        vote = disagreement if cfg.vote_weights == "uniform" else label_disagreement(graph[0], y, balanced=True)
+        suspects = vote > cfg.noise_vote
     params_used.update(max_topological_score=float(np.max(topo_scores)),
                        mean_label_disagreement=None if disagreement is None else float(disagreement.mean()))
     extras = {"manifold": z, "neighbourhoods": _example_diagrams(z, neigh, deaths, scores),
@@ -454,11 +464,15 @@ def topoprune(
     return MethodOutput(scores=scores, params=params_used, timings_s=timings, extras=extras, suspects=suspects)
 
 
-def label_disagreement(knn_indices: np.ndarray, labels: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+def label_disagreement(knn_indices: np.ndarray, labels: np.ndarray, rows: np.ndarray | None = None, *,
+                       balanced: bool = False) -> np.ndarray:
     """Fraction of each sample's kNN neighbours (column 0 = itself, left out) with another label.
 
     Row ``i`` of ``knn_indices`` belongs to sample ``i``, or to ``rows[i]`` when only some samples
-    were queried.
+    were queried. ``balanced=True`` counts each neighbour with the inverse frequency of its label:
+    neighbours come from the local mix of classes in proportion to their sizes, so a correct sample
+    of a rare class is outvoted by a large class's numbers; the weighted share compares the classes'
+    densities instead (equal classes: the plain share).
 
     The label-consistency of a sample's star in the kNN graph: 0 inside a class, large on a class
     boundary and largest for a mislabelled sample, whose neighbours carry its true class. One
@@ -467,6 +481,8 @@ def label_disagreement(knn_indices: np.ndarray, labels: np.ndarray, rows: np.nda
     >>> import numpy as np
     >>> label_disagreement(np.array([[0, 1, 2], [1, 0, 2], [2, 1, 0]]), np.array([0, 0, 1])).tolist()
     [0.5, 0.5, 1.0]
+    >>> label_disagreement(np.array([[0, 1, 2], [1, 0, 2], [2, 1, 0]]), np.array([0, 0, 1]), balanced=True).tolist()
+    [0.6666666666666666, 0.6666666666666666, 1.0]
     """
     knn_indices = np.asarray(knn_indices)
     if knn_indices.ndim != 2 or knn_indices.shape[1] < 2:
@@ -475,7 +491,13 @@ def label_disagreement(knn_indices: np.ndarray, labels: np.ndarray, rows: np.nda
         )
     labels = np.asarray(labels)
     own = labels if rows is None else labels[rows]
-    return (labels[knn_indices[:, 1:]] != own[:, None]).mean(axis=1, dtype=np.float64)
+    foreign = labels[knn_indices[:, 1:]] != own[:, None]
+    if balanced:
+        _, inv, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if not balanced or counts.min() == counts.max():  # equal classes: the plain share, exactly
+        return foreign.mean(axis=1, dtype=np.float64)
+    w = (1.0 / counts)[inv.reshape(labels.shape)][knn_indices[:, 1:]]
+    return (w * foreign).sum(axis=1) / w.sum(axis=1)
 
 
 def _normalise_max(s: np.ndarray) -> np.ndarray:
