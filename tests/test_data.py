@@ -261,3 +261,26 @@ def test_long_tail_keeps_the_noise_record_aligned():
 def test_long_tail_bad_values(spec, match):
     with pytest.raises(TopodataInputError, match=match):
         load_dataset(spec)
+
+
+def test_near_dup_variant_copies_are_shifted_noisy_copies_of_their_source():
+    """``near_dup=100x3``: 100 class-stratified images, each 3 times; every copy is its source image
+    shifted by at most one pixel (zero padding) plus pixel noise of std 0.02; labels follow the
+    source; the test split untouched; seeded."""
+    from topodata.data.variants import NEAR_DUP_NOISE
+
+    base = load_dataset("digits")
+    ds = load_dataset("digits+near_dup=100x3")
+    g = ds.info["dup_group"]
+    assert ds.x_train.shape == (300, 1, 8, 8) and np.bincount(g).tolist() == [3] * 100
+    np.testing.assert_array_equal(np.bincount(ds.y_train), [30] * 10)  # stratified: 10 per class
+    assert all(np.unique(ds.y_train[g == k]).size == 1 for k in range(100))
+    np.testing.assert_array_equal(ds.x_test, base.x_test)
+    pad = np.pad(base.x_train, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    shifts = [pad[:, :, 1 + dy:9 + dy, 1 + dx:9 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    for row in range(0, 300, 37):  # a spread of rows: the nearest shifted base image is within the noise
+        best = min(np.abs(s - ds.x_train[row]).reshape(len(s), -1).max(axis=1).min() for s in shifts)
+        assert best < 6 * NEAR_DUP_NOISE
+    np.testing.assert_array_equal(load_dataset("digits+near_dup=100x3").x_train, ds.x_train)
+    with pytest.raises(TopodataInputError, match="write near_dup as NxC"):
+        load_dataset("digits+near_dup=100")
