@@ -26,8 +26,10 @@ under the same glue (the selection step uses TopoPrune's own class budgets unles
 A dataset spec with stress variants (``fashion-mnist+long_tail=100``) under ``--split val``: the validation
 samples are held out from the *base* training split first and the variant is applied to the rest, so they are
 balanced, clean samples of the base distribution. ``--path select`` runs each seed as ``topodata.select(...,
-method='topoprune')`` with the variant's options: the default path, with the noise vote and ``beta='auto'``
-(the ``scores`` path hands ``select`` a fixed ``beta`` and no flagged samples).
+method='topoprune')`` on the feature arrays with the variant's options: the method's default path, with the
+noise vote and ``beta='auto'`` (the ``scores`` path hands ``select`` a fixed ``beta`` and no flagged samples).
+It finds near-duplicates in the features; ``topodata select --dataset`` and the bench find them in the pixels of
+an image dataset, so their subsets, and accuracies, differ a little from these.
 
     python scripts/bench_topoprune_variants.py --split val --path select --dataset fashion-mnist+long_tail=100 \
         --val-per-class 1000 --variants "vote_weights=uniform;vote_weights=balanced;strategy=random" \
