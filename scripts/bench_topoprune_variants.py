@@ -150,23 +150,19 @@ def main(argv: list[str] | None = None) -> int:
                                        method="random" if strategy_random else "topoprune",
                                        method_params=None if strategy_random else params,
                                        **{k: v for k, v in sel.items() if k not in ("rate", "strategy")}).indices
-                m = train_on_subset(data, kept, model="smallcnn", steps=h["steps"], batch_size=h["batch_size"],
-                                    lr=h["lr"], random_state=seed, progress=False)
-                accs.append(m["accuracy"])
-                secs.append(time.perf_counter() - t)
-                print(f"{text} seed {seed}: {m['accuracy']:.4f} ({secs[-1]:.0f} s)", flush=True)
-                continue
-            key = (seed, tuple(sorted(params.items())))
-            if key not in scores:
-                # TopoPrune's scores do not depend on the rate
-                scores[key] = topodata.select(features, labels, rate=rate, method="topoprune",
-                                              random_state=seed, method_params=params).scores
-            # TopoPrune's own class budgets unless the variant names others (they read the features)
-            balance = sel.get("class_balance", METHODS["topoprune"].class_balance)
-            kept = topodata.select(features if balance == "boundary" else None, labels, rate=rate,
-                                   scores=scores[key], random_state=seed, class_balance=balance,
-                                   beta=sel.get("beta", auto_beta(rate, *METHODS["topoprune"].auto_beta)),
-                                   **{k: v for k, v in sel.items() if k not in ("rate", "beta", "class_balance")}).indices
+            else:
+                key = (seed, tuple(sorted(params.items())))
+                if key not in scores:
+                    # TopoPrune's scores do not depend on the rate
+                    scores[key] = topodata.select(features, labels, rate=rate, method="topoprune",
+                                                  random_state=seed, method_params=params).scores
+                # TopoPrune's own class budgets unless the variant names others (they read the features)
+                balance = sel.get("class_balance", METHODS["topoprune"].class_balance)
+                kept = topodata.select(features if balance == "boundary" else None, labels, rate=rate,
+                                       scores=scores[key], random_state=seed, class_balance=balance,
+                                       beta=sel.get("beta", auto_beta(rate, *METHODS["topoprune"].auto_beta)),
+                                       **{k: v for k, v in sel.items()
+                                          if k not in ("rate", "beta", "class_balance")}).indices
             m = train_on_subset(data, kept, model="smallcnn", steps=h["steps"], batch_size=h["batch_size"],
                                 lr=h["lr"], random_state=seed, progress=False)
             accs.append(m["accuracy"])

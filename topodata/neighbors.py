@@ -390,32 +390,30 @@ def _faiss_knn(
     x: np.ndarray, k: int, *, method: str, gpu: bool, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Query every row of ``x`` against the index of ``x``; returns squared L2 distances."""
+    if not gpu and method == "ivf" and x.shape[0] > SEARCH_BLOCK:
+        from ._engine import current_engine
+
+        if current_engine().name != "inprocess":  # the same index, built by KnnIndex so that it travels
+            return _search_on_engine(KnnIndex("ivf", random_state=rng).fit(x), x, k)
     index = _build_index(x, k, method, rng)
     if gpu and method != "hnsw":  # pragma: no cover - needs faiss-gpu; faiss has no GPU HNSW
         import faiss
 
         index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
-    elif method == "ivf" and x.shape[0] > SEARCH_BLOCK:
-        from ._engine import current_engine
-
-        if current_engine().name != "inprocess":
-            return _search_on_engine(index, x, k)
     sq, idx = index.search(x, k)
     return idx.astype(np.int64, copy=False), sq.astype(np.float32, copy=False)
 
 
-def _search_on_engine(index, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _search_on_engine(index: "KnnIndex", x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Search the rows of ``x`` in blocks of :data:`SEARCH_BLOCK`, one task each (Ray).
 
-    The index is built once by the caller and travels serialised (:class:`KnnIndex`'s pickling).
-    Only for IVF: each query probes its own lists and scans them by itself, so a block gets the
-    answers that one call over all rows gives (tested), whatever machine searches it.
+    The fitted index is built once by the caller and travels serialised (:class:`KnnIndex`'s
+    pickling). Only for IVF: each query probes its own lists and scans them by itself, so a block
+    gets the answers that one call over all rows gives (tested), whatever machine searches it.
     """
     from ._engine import map_tasks, share
 
-    holder = KnnIndex("ivf")
-    holder.index_, holder.n_features_in_, holder.n_samples_fit_ = index, x.shape[1], x.shape[0]
-    ref, xs = share(holder), share(x)
+    ref, xs = share(index), share(x)
     n = x.shape[0]
     parts = map_tasks(_search_block, [(ref, xs, s, min(n, s + SEARCH_BLOCK), int(k))
                                       for s in range(0, n, SEARCH_BLOCK)], desc="kNN graph search")
@@ -423,11 +421,12 @@ def _search_on_engine(index, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
             np.concatenate([p[1] for p in parts]).astype(np.float32, copy=False))
 
 
-def _search_block(holder: "KnnIndex", x: np.ndarray, start: int, stop: int,
+def _search_block(index: "KnnIndex", x: np.ndarray, start: int, stop: int,
                   k: int) -> tuple[np.ndarray, np.ndarray]:
-    """One task of :func:`_search_on_engine`: ``(indices, squared distances)`` of rows ``start:stop``."""
+    """One task of :func:`_search_on_engine`: ``(indices, squared distances)`` of rows ``start:stop``
+    (the raw FAISS answer: :func:`knn` repairs and orders the whole graph afterwards)."""
     with canonical_threads():
-        sq, idx = holder.index_.search(np.ascontiguousarray(x[start:stop]), k)
+        sq, idx = index.index_.search(np.ascontiguousarray(x[start:stop]), k)
     return idx, sq
 
 

@@ -118,12 +118,9 @@ def _near_duplicates(spec, x, y, value, seed, info):
     if x.ndim != 4:
         raise TopodataInputError(f"dataset spec {spec!r}: near_dup needs images (N, C, H, W); got shape {x.shape}")
     rng = np.random.default_rng([seed, 0x6E64])
-    # class-stratified base images: a seeded permutation within each class, then proportional heads
-    order = np.lexsort((rng.random(y.shape[0]), y))
-    classes, counts = np.unique(y, return_counts=True)
-    quota = largest_remainder(counts, n_base)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    base = np.sort(np.concatenate([order[s:s + q] for s, q in zip(starts, quota)]))
+    # class-stratified base images, in proportion to the class sizes
+    _, counts = np.unique(y, return_counts=True)
+    base = _draw_per_class(y, largest_remainder(counts, n_base), rng)
     group = np.repeat(np.arange(base.size), copies)
     src = x[base][group]
     # one integer shift per copy, zero padding: pad by 1, then crop at offset (1 + dy, 1 + dx)
@@ -136,10 +133,10 @@ def _near_duplicates(spec, x, y, value, seed, info):
     shifted = padded.transpose(0, 2, 3, 1)[m, rows[:, :, None], cols[:, None, :]].transpose(0, 3, 1, 2)
     noisy = np.clip(shifted + rng.normal(scale=NEAR_DUP_NOISE, size=shifted.shape), 0.0, 1.0)
     perm = rng.permutation(group.size)
-    out = {k: v[base][group][perm] if isinstance(v, np.ndarray) and v.shape[:1] == y.shape else v
-           for k, v in info.items()}
+    rows = base[group][perm]
+    out = _take_rows(info, y, rows)
     out["dup_group"] = group[perm]
-    return np.ascontiguousarray(noisy[perm], dtype=np.float32), y[base][group][perm], out
+    return np.ascontiguousarray(noisy[perm], dtype=np.float32), y[rows], out
 
 
 def _long_tail(spec, x, y, value, seed, info):
@@ -153,10 +150,23 @@ def _long_tail(spec, x, y, value, seed, info):
     rng = np.random.default_rng([seed, 0x6C74])
     pos = np.arange(classes.size) / (classes.size - 1)
     sizes = np.clip(np.floor(counts.max() * ratio ** -pos + 1e-9).astype(np.int64), 1, counts)
-    # a seeded uniform draw inside each class: rank the rows by a random key within their class
-    order = np.lexsort((rng.random(y.shape[0]), y))
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    keep = np.sort(np.concatenate([order[s:s + m] for s, m in zip(starts, sizes)]))
-    out = {k: v[keep] if isinstance(v, np.ndarray) and v.shape[:1] == y.shape else v for k, v in info.items()}
+    keep = _draw_per_class(y, sizes, rng)
+    out = _take_rows(info, y, keep)
     out["long_tail_sizes"] = {int(c): int(m) for c, m in zip(classes, sizes)}
     return x[keep], y[keep], out
+
+
+def _draw_per_class(y: np.ndarray, sizes, rng: np.random.Generator) -> np.ndarray:
+    """Sorted rows: ``sizes[j]`` drawn uniformly from the ``j``-th class (labels in increasing order).
+
+    One random key per row, rows ranked by it within their class (one lexsort, no loop over samples).
+    """
+    order = np.lexsort((rng.random(y.shape[0]), y))
+    _, counts = np.unique(y, return_counts=True)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return np.sort(np.concatenate([order[s:s + m] for s, m in zip(starts, sizes)]))
+
+
+def _take_rows(info: dict, y: np.ndarray, rows: np.ndarray) -> dict:
+    """``info`` with every per-row array (one entry per training row) taken at ``rows``."""
+    return {k: v[rows] if isinstance(v, np.ndarray) and v.shape[:1] == y.shape else v for k, v in info.items()}
