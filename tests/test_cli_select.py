@@ -114,9 +114,21 @@ def test_bad_unreadable_and_missing_files(tmp_path, arrays, capsys):
     junk = tmp_path / "junk.npy"
     junk.write_bytes(b"this is not an npy file")
     _bad(tmp_path, capsys, ["select", "--embeddings", str(junk), "--labels", str(fy), "--rate", "0.9",
-                            "--method", "random"], f"cannot read features file {junk}")
+                            "--method", "random"], f"features file {junk} is not a .npy file")
     _bad(tmp_path, capsys, ["select", "--embeddings", str(tmp_path / "none.npy"), "--labels", str(fy),
                             "--rate", "0.9", "--method", "random"], "not found")
+    archive = tmp_path / "x.npz"
+    np.savez(archive, x=np.load(fx))
+    _bad(tmp_path, capsys, ["select", "--embeddings", str(archive), "--labels", str(fy), "--rate", "0.9",
+                            "--method", "random"], f"features file {archive} is a .npz archive")
+    objects = tmp_path / "objects.npy"
+    np.save(objects, np.array([{"a": 1}] * 400, dtype=object), allow_pickle=True)
+    _bad(tmp_path, capsys, ["select", "--embeddings", str(fx), "--labels", str(objects), "--rate", "0.9",
+                            "--method", "random"], f"cannot read labels file {objects}: Object arrays")
+    cut = tmp_path / "cut.npy"
+    cut.write_bytes(fx.read_bytes()[:300])  # a copy interrupted after the header
+    _bad(tmp_path, capsys, ["select", "--embeddings", str(cut), "--labels", str(fy), "--rate", "0.9",
+                            "--method", "random"], f"cannot read features file {cut}")
 
 
 def test_bad_source_combinations(tmp_path, arrays, capsys):

@@ -75,6 +75,39 @@ def test_npz_features_without_test_split(tmp_path):
     np.testing.assert_allclose(ds.x_train, x.astype(np.float32))
 
 
+def test_npz_keras_names(tmp_path):
+    """Keras' mnist.npz layout (x_train, y_train, x_test, y_test) loads as x, y with its test split."""
+    rng = np.random.default_rng(2)
+    x, xt = rng.integers(0, 256, size=(10, 4, 4), dtype=np.uint8), rng.integers(0, 256, size=(3, 4, 4), dtype=np.uint8)
+    y, yt = np.arange(10) % 2, np.array([1, 0, 1])
+    keras, plain = tmp_path / "keras.npz", tmp_path / "plain.npz"
+    np.savez(keras, x_train=x, y_train=y, x_test=xt, y_test=yt)
+    np.savez(plain, x=x, y=y, x_test=xt, y_test=yt)
+    a, b = load_dataset(f"npz:{keras}"), load_dataset(f"npz:{plain}")
+    assert a.x_train.shape == (10, 1, 4, 4) and a.x_test.shape == (3, 1, 4, 4)
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_npz_string_labels(tmp_path):
+    """Class names as labels: ids in sorted-name order, or in the order of the file's 'classes'."""
+    x = np.random.default_rng(3).normal(size=(6, 2))
+    y, yt = np.array(["dog", "cat", "dog", "emu", "cat", "dog"]), np.array(["emu", "cat"])
+    path = tmp_path / "s.npz"
+    np.savez(path, x=x, y=y, x_test=x[:2], y_test=yt)
+    ds = load_dataset(f"npz:{path}")
+    assert ds.classes == ("cat", "dog", "emu") and ds.n_classes == 3
+    np.testing.assert_array_equal(ds.y_train, [1, 0, 1, 2, 0, 1])
+    np.testing.assert_array_equal(ds.y_test, [2, 0])
+    np.savez(path, x=x, y=y, classes=np.array(["emu", "dog", "cat", "yak"]))
+    ds = load_dataset(f"npz:{path}")
+    assert ds.classes == ("emu", "dog", "cat", "yak") and ds.n_classes == 4
+    np.testing.assert_array_equal(ds.y_train, [1, 2, 1, 0, 2, 1])
+    np.savez(path, x=x, y=y, classes=np.array(["cat", "dog"]))
+    with pytest.raises(TopodataInputError, match="y holds 'emu', which is not in 'classes'"):
+        load_dataset(f"npz:{path}")
+
+
 def test_npz_channels_last_images_are_transposed():
     x = np.arange(2 * 5 * 5 * 3, dtype=np.uint8).reshape(2, 5, 5, 3)
     out = images_to_float(x)
@@ -111,6 +144,8 @@ def test_unreadable_npz(tmp_path):
         (dict(x=np.full((4, 2), np.nan), y=np.zeros(4, int)), "NaN or inf"),
         (dict(x=np.zeros((4, 2)), y=np.zeros(4, int), x_test=np.zeros((2, 3)), y_test=np.zeros(2, int)),
          "must match"),
+        (dict(x_train=np.zeros((4, 2))), "has no array 'y_train'"),
+        (dict(x=np.zeros((4, 2)), y=np.zeros(4, int), x_train=np.zeros((4, 2))), "both 'x' and 'x_train'"),
     ],
 )
 def test_bad_npz_contents(tmp_path, arrays, match):

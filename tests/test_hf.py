@@ -56,6 +56,21 @@ def test_hf_named_columns_of_nested_lists(saved):
     np.testing.assert_array_equal(ds.y_train, y[:400])
 
 
+def test_hf_string_label_column(saved, tmp_path):
+    """A label column of class names (no ClassLabel) gives ids in sorted-name order, shared by both splits."""
+    _, images, y = saved
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    cols = {"image": list(images[:300]), "label": names[y[:300]].tolist()}
+    full = datasets.Dataset.from_dict(cols, features=datasets.Features({"image": datasets.Image(),
+                                                                         "label": datasets.Value("string")}))
+    datasets.DatasetDict({"train": full.select(range(250)), "test": full.select(range(250, 300))}).save_to_disk(
+        str(tmp_path / "named"))
+    ds = load_dataset(f"hf:{tmp_path / 'named'}")
+    assert ds.classes == tuple(sorted(names)) and ds.n_classes == 10
+    np.testing.assert_array_equal(np.asarray(ds.classes)[ds.y_train], names[y[:250]])
+    np.testing.assert_array_equal(np.asarray(ds.classes)[ds.y_test], names[y[250:300]])
+
+
 def test_select_then_to_subset_gives_the_same_rows(saved, tmp_path):
     root, images, y = saved
     out = tmp_path / "sel"
@@ -86,7 +101,7 @@ def test_bad_hf_specs_one_line_exit_2(saved, tmp_path, capsys):
         (f"hf:{root / 'plain'}", "no image column among the defaults"),
         (f"hf:{root / 'plain'}?image=pixels8", "no label column among the defaults"),
         (f"hf:{root / 'dict'}?image=img", "no image column 'img'"),
-        (f"hf:{root / 'dict'}?label=image", "not one integer class id per row"),
+        (f"hf:{root / 'dict'}?label=image", "not one class id or class name per row"),
         (f"hf:{root / 'dict'}?split=validation", "no split 'validation'"),
         (f"hf:{root / 'dict'}?colour=rgb", "option 'colour' is unknown"),
         ("hf:", "names no path"),

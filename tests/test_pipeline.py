@@ -73,7 +73,7 @@ def test_files_are_read_and_named_in_the_manifest(tmp_path, blobs):
     assert again.manifest["method"] == "precomputed" and again.manifest["dataset"] == f"labels:{fy}"
     junk = tmp_path / "junk.npy"
     junk.write_bytes(b"not an npy file")
-    with pytest.raises(TopodataInputError, match="cannot read features file .*junk.npy"):
+    with pytest.raises(TopodataInputError, match="features file .*junk.npy is not a .npy file"):
         select_dataset(features=junk, labels=fy, rate=0.5, method="random")
     with pytest.raises(TopodataInputError, match="labels file not found"):
         select_dataset(features=fx, labels=tmp_path / "none.npy", rate=0.5, method="random")

@@ -108,13 +108,39 @@ def test_select_hits_budgets_exactly(digits):
     boundary = [res.manifest["params"]["class_boundary"][str(c)] for c in range(10)]  # the default budgets
     assert kept == class_budgets(y, 60, balance="boundary", boundary=boundary)
     assert res.manifest["params"]["k_local"] == 16
-    assert res.manifest["params"]["beta"] == pytest.approx(0.075)  # TopoPrune's own auto schedule
+    # TopoPrune's auto schedule (0.075 at rate 0.9), capped at the contested share: samples with
+    # more than 7 of their 14 nearest (L2-normalised) feature neighbours in another class
+    from sklearn.neighbors import NearestNeighbors
+
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    neigh = NearestNeighbors(n_neighbors=14).fit(xn).kneighbors(return_distance=False)
+    contested = np.mean((y[neigh] != y[:, None]).sum(axis=1) > 7)
+    assert 0 < contested < 0.075
+    params = res.manifest["params"]
+    assert params["contested_share"] == pytest.approx(contested) and params["beta"] == pytest.approx(contested)
+    assert params["beta_rule"] == "auto: max(min(schedule, contested share), flagged share)"
     assert "topoprune.displacement" in res.manifest["timings_s"]
-    # the most-scored 7.5% of each class are never kept (digits: 60 per class -> 4 dropped)
+    # each class's cut (at least the capped schedule) of most-scored samples is never kept
     for c in np.unique(y):
         members = np.flatnonzero(y == c)
-        top = members[np.argsort(-res.scores[members], kind="stable")[: int(0.075 * members.size)]]
+        beta_c = params["beta_per_class"][str(c)]
+        assert beta_c >= contested
+        top = members[np.argsort(-res.scores[members], kind="stable")[: int(beta_c * members.size)]]
         assert not np.isin(top, res.indices).any()
+
+
+def test_auto_cut_keeps_the_schedule_on_contested_data(digits):
+    """With a third of the labels moved, most samples are contested: the schedule (0.075) stands, and
+    beta='auto' cuts as much as beta=0.075 given outright (or more, in classes with more flagged)."""
+    x, y = digits
+    rng = np.random.default_rng(0)
+    noisy = y.copy()
+    moved = rng.random(y.size) < 1 / 3
+    noisy[moved] = (y[moved] + rng.integers(1, 10, moved.sum())) % 10
+    res = topodata.select(x, noisy, rate=0.9, method="topoprune", random_state=0)
+    params = res.manifest["params"]
+    assert params["contested_share"] > 0.075 and params["beta"] == pytest.approx(0.075)
+    assert min(params["beta_per_class"].values()) >= 0.075
 
 
 def test_deterministic_and_seed_sensitive_h1(digits):

@@ -25,9 +25,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+
 from ._validation import TopodataInputError
 
-__all__ = ["atomic_write_files", "json_bytes", "user_cache_dir", "io_error_message", "STATE_DIR"]
+__all__ = ["atomic_write_files", "json_bytes", "load_npy", "user_cache_dir", "io_error_message", "STATE_DIR"]
 
 STATE_DIR = ".topodata"  # inside an output folder: the versions and the ``current`` link
 _CURRENT = "current"
@@ -347,6 +349,35 @@ def io_error_message(exc: OSError) -> str:
         return f"{where}: {reason}"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else reason
     return text
+
+
+def load_npy(path: str | os.PathLike, what: str) -> Any:
+    """One ``.npy`` array from a user's file, or a one-line :class:`TopodataInputError` naming ``what``.
+
+    Never unpickles (``allow_pickle=False``); a ``.npz`` archive or a file that is not NumPy's
+    format is named as such instead of numpy's own message (which speaks of pickled data).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TopodataInputError(f"{what} file not found: {path}")
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+        if magic.startswith(b"PK"):
+            raise TopodataInputError(
+                f"{what} file {path} is a .npz archive; save one array with numpy.save "
+                "(or pass the archive as --dataset npz:PATH)"
+            )
+        if magic != b"\x93NUMPY":
+            raise TopodataInputError(f"{what} file {path} is not a .npy file (write it with numpy.save)")
+        return np.load(path, allow_pickle=False)
+    except TopodataInputError:
+        raise
+    except OSError as exc:
+        raise TopodataInputError(f"cannot read {what} file {io_error_message(exc)}") from None
+    except (ValueError, EOFError) as exc:  # object arrays, truncated files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TopodataInputError(f"cannot read {what} file {path}: {first}") from None
 
 
 def json_bytes(obj: Any, *, default: Any = None) -> bytes:

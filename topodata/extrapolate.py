@@ -594,4 +594,4 @@ def score_and_extrapolate(
     timings = {**out.timings_s, "scored_fraction": t_method, "extrapolate": t_ex,
                **{f"extrapolate.{k}": v for k, v in ex.timings_s.items()}}
     return MethodOutput(scores=ex.scores, params={**out.params, "extrapolation": info}, timings_s=timings,
-                        suspects=suspects)
+                        suspects=suspects, contested=out.contested)  # a share: the scored fraction estimates it

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import _validation as V
 from ._engine import check_engine, use_engine
+from ._io import load_npy
 from ._meta import versions
 from .data import load_dataset
 from .extrapolate import check_extrapolation
@@ -440,13 +441,7 @@ def _embed_options(epochs, device, root, embed_params) -> dict[str, Any]:
 
 def _maybe_load(value: Any, what: str) -> Any:
     if isinstance(value, _PathLike):
-        path = Path(value)
-        if not path.is_file():
-            raise V.TopodataInputError(f"{what} file not found: {path}")
-        try:
-            return np.load(path, allow_pickle=False)
-        except Exception as exc:  # corrupt or not a .npy file: one line, exit 2 in the CLI
-            raise V.TopodataInputError(f"cannot read {what} file {path}: {type(exc).__name__}: {exc}") from None
+        return load_npy(value, what)
     return value
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import _validation as V
+from ._io import load_npy
 
 __all__ = ["write_report", "noise_cut", "REPORT_FILE"]
 
@@ -101,19 +102,9 @@ class _Inputs:
     notes: list[str] = field(default_factory=list)
 
 
-def _load_npy(path: Path, what: str) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise V.TopodataInputError(f"cannot read {what} {path} ({type(exc).__name__}: {exc})") from None
-
-
 def _as_array(value: Any, what: str) -> np.ndarray:
     if isinstance(value, (str, Path)):
-        path = Path(value)
-        if not path.is_file():
-            raise FileNotFoundError(f"{what} file not found: {path}")
-        return _load_npy(path, what)
+        return load_npy(value, what)
     return np.asarray(value)
 
 
@@ -163,9 +154,9 @@ def _gather(folder: Path, dataset, labels, features, root, progress) -> _Inputs:
         kind, _, path = spec.partition(":")
         ds = None
         if kind == "embeddings" and feats is None and path and Path(path).is_file():
-            feats, feats_from = _load_npy(Path(path), "features"), f"the --embeddings file {path}"
+            feats, feats_from = load_npy(Path(path), "features"), f"the --embeddings file {path}"
         if kind == "labels" and labels is None and path and Path(path).is_file():
-            labels = _load_npy(Path(path), "labels")
+            labels = load_npy(Path(path), "labels")
     elif isinstance(spec, str) and spec:
         from .data import load_dataset
 
@@ -200,7 +191,7 @@ def _gather(folder: Path, dataset, labels, features, root, progress) -> _Inputs:
     if feats is None:
         cache = (manifest.get("embedding") or {}).get("cache")
         if cache and (Path(cache) / "features.npy").is_file():
-            feats, feats_from = _load_npy(Path(cache) / "features.npy", "features"), f"the cached embedding {cache}"
+            feats, feats_from = load_npy(Path(cache) / "features.npy", "features"), f"the cached embedding {cache}"
     if feats is None and ds is not None:
         feats, feats_from = ds.x_train.reshape(n, -1), "the raw inputs (pixels; no embedding was saved)"
     if feats is not None:
@@ -210,13 +201,13 @@ def _gather(folder: Path, dataset, labels, features, root, progress) -> _Inputs:
             feats, feats_from = None, ""
     dedup = None
     if (folder / DEDUP_FILE).is_file():
-        dedup = _load_npy(folder / DEDUP_FILE, DEDUP_FILE).ravel()
+        dedup = load_npy(folder / DEDUP_FILE, DEDUP_FILE).ravel()
         if dedup.shape[0] != n or dedup.dtype.kind not in "iu":
             notes.append(f"{DEDUP_FILE} has shape {dedup.shape} and dtype {dedup.dtype}, not ({n},) int; not used")
             dedup = None
     suspects = None
     if (folder / SUSPECTS_FILE).is_file():
-        suspects = _load_npy(folder / SUSPECTS_FILE, SUSPECTS_FILE).ravel()
+        suspects = load_npy(folder / SUSPECTS_FILE, SUSPECTS_FILE).ravel()
         if suspects.shape[0] != n or suspects.dtype != bool:
             notes.append(f"{SUSPECTS_FILE} has shape {suspects.shape} and dtype {suspects.dtype}, not ({n},) bool; not used")
             suspects = None

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import _validation as V
+from ._io import load_npy
 from ._meta import largest_remainder, n_kept, versions  # re-exported: the rules live in the leaf module
 from ._threads import thread_count
 from .extrapolate import check_extrapolation, score_and_extrapolate
@@ -386,9 +387,11 @@ def select(
         How scores become a subset; None uses the method's own default.
     beta : float or 'auto', default='auto'
         Fraction cut per class under ``coverage`` before the strata (likely label noise).
-        ``'auto'``: the method's rate schedule (:func:`auto_beta`), raised per class to the share
-        of samples the method flags as likely label errors (TopoPrune: most of their feature
-        neighbours carry another label), so the cut follows the data's noise level.
+        ``'auto'``: the method's rate schedule (:func:`auto_beta`), capped at the share of samples
+        the method finds contested (TopoPrune: most of their feature neighbours carry another
+        label; beyond it the cut would remove correct hard samples), then raised per class to the
+        share it flags as likely label errors (TopoPrune: more than three quarters), so the cut
+        follows the data's noise level.
     n_strata : int, default=50
         Number of score strata under ``coverage``.
     sampler : {'draw', 'key'}, default='key'
@@ -532,7 +535,7 @@ def select(
         full = score_and_extrapolate(spec, x, y, rate=rate, fraction=extrap[0], extrapolator=extrap[1],
                                      params=extrap[2], rng=rng, dynamics=dynamics, method_params=method_params)
         out = MethodOutput(scores=sub(full.scores), params=full.params, timings_s=full.timings_s,
-                           suspects=None if full.suspects is None else sub(full.suspects))
+                           suspects=None if full.suspects is None else sub(full.suspects), contested=full.contested)
     elif pool is not None and sum(pool_budgets.values()) == 0:
         out = MethodOutput(scores=np.full(pool.size, np.nan), indices=np.empty(0, np.int64))
     else:
@@ -547,6 +550,9 @@ def select(
     if pool_scores.shape != (n_pool,):
         raise RuntimeError(f"method {method!r} returned scores of shape {pool_scores.shape}; expected ({n_pool},)")
     suspects = None if out.suspects is None else np.asarray(out.suspects, dtype=bool)
+    contested = auto and out.contested is not None and out.indices is None
+    if contested:  # the schedule cuts at most the contested share (MethodOutput.contested)
+        beta_v = min(beta_v, float(out.contested))
 
     _warn_ignored(method, out.indices is not None, strategy_given=strategy_given, strategy=strategy,
                   beta=beta, n_strata=n_strata, sampler=sampler)
@@ -582,8 +588,11 @@ def select(
                                                          zip(np.unique(y), boundary)},
         "strategy": strategy if out.indices is None else "method",
         "beta": beta_v if coverage else None,
-        "beta_rule": ("auto: max(schedule, flagged share)" if auto and suspects is not None else
+        "beta_rule": (f"auto: max({'min(schedule, contested share)' if contested else 'schedule'}, flagged share)"
+                      if auto and suspects is not None else
+                      "auto: min(schedule, contested share)" if contested else
                       "auto: schedule" if auto else "given") if coverage else None,
+        "contested_share": float(out.contested) if coverage and out.contested is not None else None,
         "n_strata": n_strata if coverage else None,
         "sampler": sampler if coverage else None,
         "dedup": dedup_info,
@@ -896,10 +905,13 @@ def load_indices(
                 f"{name}: {str(path)!r} not found; pass the folder written by `topodata select` "
                 "or its indices.npy"
             )
-        try:
-            arr = np.loadtxt(path, dtype=np.int64, ndmin=1) if path.suffix == ".txt" else np.load(path)
-        except (ValueError, OSError) as exc:
-            raise V.TopodataInputError(f"{name}: cannot read {str(path)!r} ({exc})") from None
+        if path.suffix == ".txt":
+            try:
+                arr = np.loadtxt(path, dtype=np.int64, ndmin=1)
+            except (ValueError, OSError) as exc:
+                raise V.TopodataInputError(f"{name}: cannot read {str(path)!r} ({exc})") from None
+        else:
+            arr = load_npy(path, name)
         name = f"{name} ({path})"
     else:
         arr = np.asarray(source)

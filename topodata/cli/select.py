@@ -134,8 +134,9 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
                         "easiest, or ignore scores; default: the method's own (coverage for topoprune)")
     p.add_argument("--beta", default="auto",
                    help="under coverage: most-scored fraction dropped per class as likely noise; 'auto' "
-                        "grows with the rate: max(0, 0.25 (rate - 0.5)), for topoprune at most 0.075 "
-                        "(default: auto)")
+                        "grows with the rate: max(0, 0.25 (rate - 0.5)), for topoprune at most 0.075 and "
+                        "at most the share of samples whose feature neighbours mostly carry another label, "
+                        "then raised per class to the share flagged as likely label errors (default: auto)")
     p.add_argument("--n-strata", type=int, default=50,
                    help="under coverage: number of equal-width score strata (default: 50)")
     p.add_argument("--sampler", choices=["draw", "key"], default="key",

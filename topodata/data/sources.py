@@ -6,6 +6,7 @@ import os
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,9 @@ def load_dataset(spec: str, *, root: str | os.PathLike | None = None, progress: 
             network allow it.
         ``'npz:PATH'``
             arrays ``x`` (N, ...) and ``y`` (N,), optional ``x_test``, ``y_test`` (both or neither)
-            and ``classes``. ``x`` may be features ``(N, D)`` or images ``(N, H, W)``,
+            and ``classes``; Keras' names ``x_train``, ``y_train`` are read in place of ``x``, ``y``.
+            Labels may be class names (strings): they become ids in the order of ``classes``, or
+            of the sorted names when it is absent. ``x`` may be features ``(N, D)`` or images ``(N, H, W)``,
             ``(N, C, H, W)``, ``(N, H, W, C)``; 8-bit images are scaled to [0, 1].
         ``'imagefolder:PATH'``
             one sub-folder per class (torchvision ``ImageFolder``); if ``PATH/train`` exists it is
@@ -73,7 +76,8 @@ def load_dataset(spec: str, *, root: str | os.PathLike | None = None, progress: 
             Rows keep their order, so kept indices select the same rows of the Hugging Face
             dataset (:func:`topodata.to_subset`). ``image`` defaults to the first of ``image``,
             ``img``, ``pixel_values``, ``pixels`` present (images of one size, or equal-length
-            vectors), ``label`` to the first of ``label``, ``labels``, ``fine_label``, ``target``.
+            vectors), ``label`` to the first of ``label``, ``labels``, ``fine_label``, ``target``
+            (ClassLabel ids, integers, or class names, which become ids in sorted-name order).
     root : str or path, optional
         Where torchvision's files live; default ``user_cache_dir()/datasets/torchvision``.
     progress : bool, default=True
@@ -219,7 +223,13 @@ def _load_npz(spec: str, arg: str) -> Dataset:
         raise TopodataInputError(
             f"dataset spec {spec!r}: cannot read {path} as .npz ({exc}); save it with numpy.savez"
         ) from None
-    missing = [k for k in ("x", "y") if k not in arrays]
+    # Keras' layout (mnist.npz: x_train, y_train, x_test, y_test) is read as x, y when x is absent.
+    keys = ("x_train", "y_train") if "x" not in arrays and "x_train" in arrays else ("x", "y")
+    if keys == ("x", "y") and "x_train" in arrays:
+        raise TopodataInputError(
+            f"dataset spec {spec!r}: {path} holds both 'x' and 'x_train'; keep one name for the training images"
+        )
+    missing = [k for k in keys if k not in arrays]
     if missing:
         raise TopodataInputError(
             f"dataset spec {spec!r}: {path} has no array {missing[0]!r} (has {sorted(arrays)}); "
@@ -227,8 +237,11 @@ def _load_npz(spec: str, arg: str) -> Dataset:
         )
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise TopodataInputError(f"dataset spec {spec!r}: {path} must hold both x_test and y_test or neither")
-    x = images_to_float(arrays["x"], name=f"{spec} x")
-    y = check_labels(arrays["y"], n_samples=x.shape[0], name=f"{spec} y")
+    x = images_to_float(arrays[keys[0]], name=f"{spec} {keys[0]}")
+    ids, names = _label_ids(spec, {k: arrays[k] for k in (keys[1], "y_test") if k in arrays}, arrays.get("classes"))
+    if names is not None:
+        arrays.update(ids, classes=np.asarray(names))
+    y = check_labels(arrays[keys[1]], n_samples=x.shape[0], name=f"{spec} {keys[1]}")
     check_features(x.reshape(len(x), -1), name=f"{spec} x", min_samples=2)
     if "x_test" in arrays:
         x_test = images_to_float(arrays["x_test"], name=f"{spec} x_test")
@@ -251,6 +264,25 @@ def _load_npz(spec: str, arg: str) -> Dataset:
         n_classes=len(classes) if classes else n_classes, input_shape=tuple(x.shape[1:]),
         classes=classes, augment="crop" if x.ndim == 4 else "none", source=str(path.resolve()),
     )
+
+
+def _label_ids(spec: str, labels: dict[str, np.ndarray], names: Any = None) -> tuple[dict, tuple | None]:
+    """Class names as labels (``['cat', 'dog', ...]``) become ids: positions in ``names`` when given,
+    else in the sorted names of all the splits. Integer labels pass through (names ``None``)."""
+    if not any(y.dtype.kind in "US" for y in labels.values()):
+        return labels, None
+    names = np.asarray(names).astype(str) if names is not None else np.unique(
+        np.concatenate([y.astype(str) for y in labels.values()]))
+    order = np.argsort(names, kind="stable")
+    out = {}
+    for what, y in labels.items():
+        y = y.astype(str)
+        ids = order[np.minimum(np.searchsorted(names, y, sorter=order), len(names) - 1)]
+        unknown = names[ids] != y
+        if unknown.any():
+            raise TopodataInputError(f"dataset spec {spec!r}: {what} holds {str(y[unknown][0])!r}, which is not in 'classes'")
+        out[what] = ids.astype(np.int64)
+    return out, tuple(str(n) for n in names)
 
 
 def _read_images(folder, *, spec: str, progress: bool) -> tuple[list, np.ndarray, list[str]]:
@@ -379,10 +411,10 @@ def _hf_arrays(spec: str, table, image_col: str, label_col: str, split: str) -> 
             f"dataset spec {spec!r}: column {image_col!r} of split {split!r} does not stack into one array "
             "(images of different sizes or ragged lists); resize them to one size first"
         )
-    if y.ndim != 1 or y.dtype.kind not in "iub":
+    if y.ndim != 1 or y.dtype.kind not in "iubUS":
         raise TopodataInputError(
             f"dataset spec {spec!r}: label column {label_col!r} holds {y.dtype} values of shape {y.shape[1:]}, "
-            f"not one integer class id per row; encode it first, e.g. ds.class_encode_column({label_col!r})"
+            f"not one class id or class name per row; encode it first, e.g. ds.class_encode_column({label_col!r})"
         )
     return x, y
 
@@ -423,11 +455,18 @@ def _load_hf(spec: str, arg: str) -> Dataset:
     if x_raw.shape[0] < 2:
         raise TopodataInputError(f"dataset spec {spec!r}: split {split!r} has {x_raw.shape[0]} rows; need at least 2")
     x = images_to_float(x_raw, name=f"{spec} column {image_col!r}")
-    y = check_labels(y, n_samples=x.shape[0], name=f"{spec} column {label_col!r}")
-    if test is not None and test.num_rows:
+    has_test = test is not None and test.num_rows
+    if has_test:
         for col in (image_col, label_col):
             _hf_column(spec, test, "image" if col == image_col else "label", col, ())
         xt_raw, y_test = _hf_arrays(spec, test, image_col, label_col, test_name)
+    feature = train.features.get(label_col)
+    names = tuple(str(n) for n in getattr(feature, "names", None) or ()) or None
+    ids, str_names = _label_ids(spec, {split: y, **({test_name: y_test} if has_test else {})}, names)
+    if str_names is not None:  # a string column (no ClassLabel): ids in sorted-name order
+        y, y_test, names = ids[split], ids.get(test_name), str_names
+    y = check_labels(y, n_samples=x.shape[0], name=f"{spec} column {label_col!r}")
+    if has_test:
         x_test = images_to_float(xt_raw, name=f"{spec} {test_name} column {image_col!r}")
         if x_test.shape[1:] != x.shape[1:]:
             raise TopodataInputError(
@@ -438,8 +477,6 @@ def _load_hf(spec: str, arg: str) -> Dataset:
     else:
         x_test, y_test = np.empty((0, *x.shape[1:]), dtype=np.float32), np.empty(0, dtype=np.int64)
     check_features(x.reshape(len(x), -1), name=f"{spec} column {image_col!r}", min_samples=2)
-    feature = train.features.get(label_col)
-    names = tuple(str(n) for n in getattr(feature, "names", None) or ()) or None
     n_classes = int(max(y.max(), y_test.max() if y_test.size else 0)) + 1
     return Dataset(
         name=spec, x_train=x, y_train=y, x_test=x_test, y_test=y_test,

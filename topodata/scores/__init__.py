@@ -46,6 +46,9 @@ class MethodOutput:
     suspects : bool ndarray of shape (n_samples,) or None; samples the method judges likely label
         errors. Under ``beta='auto'`` the coverage cut removes them first and is at least their
         share of each class.
+    contested : float or None; share of samples whose neighbours mostly carry another label. Under
+        ``beta='auto'`` the rate schedule cuts at most this share: the cut is for mislabelled and
+        ambiguous samples, and where the data holds fewer of them it would remove correct hard ones.
     """
 
     scores: np.ndarray
@@ -54,6 +57,7 @@ class MethodOutput:
     timings_s: dict[str, float] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     suspects: np.ndarray | None = None
+    contested: float | None = None
 
 
 @dataclass(frozen=True)

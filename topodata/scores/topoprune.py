@@ -453,15 +453,17 @@ def topoprune(
         manifold_shape=list(z.shape),
         median_h0_death=median_death(np.asarray(deaths), neigh),
     )
-    suspects = None
+    suspects, contested = None, None
     if cfg.noise_vote < 1:
         vote = disagreement if cfg.vote_weights == "uniform" else label_disagreement(graph[0], y, balanced=True)
         suspects = vote > cfg.noise_vote
+        contested = float(np.mean(vote > 0.5))
     params_used.update(max_topological_score=float(np.max(topo_scores)),
                        mean_label_disagreement=None if disagreement is None else float(disagreement.mean()))
     extras = {"manifold": z, "neighbourhoods": _example_diagrams(z, neigh, deaths, scores),
               "topological_scores": topo_scores}
-    return MethodOutput(scores=scores, params=params_used, timings_s=timings, extras=extras, suspects=suspects)
+    return MethodOutput(scores=scores, params=params_used, timings_s=timings, extras=extras, suspects=suspects,
+                        contested=contested)
 
 
 def label_disagreement(knn_indices: np.ndarray, labels: np.ndarray, rows: np.ndarray | None = None, *,
