@@ -224,6 +224,10 @@ def test_select_topoprune_with_score_fraction_keeps_dedup_and_suspects(blobs):
     assert res.indices.size == n_kept(y.size, 0.5) and np.isfinite(res.scores).all()
     assert res.manifest["params"]["dedup"] is not None  # TopoPrune's default near-duplicate handling still runs
     assert res.extras["suspects"].shape == (y.size,)
+    # the scored fraction's contested share reaches the auto cut (here the schedule is 0 at rate 0.5)
+    params = res.manifest["params"]
+    assert 0 <= params["contested_share"] <= 1 and params["beta"] == 0.0
+    assert params["beta_rule"] == "auto: max(min(schedule, contested share), flagged share)"
     assert "manifold" not in res.extras  # coordinates of the fraction only: not offered for plots
 
 
