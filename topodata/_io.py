@@ -363,21 +363,18 @@ def load_npy(path: str | os.PathLike, what: str) -> Any:
     try:
         with open(path, "rb") as fh:
             magic = fh.read(6)
-        if magic.startswith(b"PK"):
-            raise TopodataInputError(
-                f"{what} file {path} is a .npz archive; save one array with numpy.save "
-                "(or pass the archive as --dataset npz:PATH)"
-            )
-        if magic != b"\x93NUMPY":
-            raise TopodataInputError(f"{what} file {path} is not a .npy file (write it with numpy.save)")
-        return np.load(path, allow_pickle=False)
-    except TopodataInputError:
-        raise
+            fh.seek(0)
+            if magic == b"\x93NUMPY":
+                return np.load(fh, allow_pickle=False)
     except OSError as exc:
         raise TopodataInputError(f"cannot read {what} file {io_error_message(exc)}") from None
     except (ValueError, EOFError) as exc:  # object arrays, truncated files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TopodataInputError(f"cannot read {what} file {path}: {first}") from None
+    if magic.startswith(b"PK"):
+        raise TopodataInputError(f"{what} file {path} is a .npz archive; save one array with numpy.save "
+                                 "(or pass the archive as --dataset npz:PATH)")
+    raise TopodataInputError(f"{what} file {path} is not a .npy file (write it with numpy.save)")
 
 
 def json_bytes(obj: Any, *, default: Any = None) -> bytes:

@@ -154,9 +154,9 @@ def _gather(folder: Path, dataset, labels, features, root, progress) -> _Inputs:
         kind, _, path = spec.partition(":")
         ds = None
         if kind == "embeddings" and feats is None and path and Path(path).is_file():
-            feats, feats_from = load_npy(Path(path), "features"), f"the --embeddings file {path}"
+            feats, feats_from = load_npy(path, "features"), f"the --embeddings file {path}"
         if kind == "labels" and labels is None and path and Path(path).is_file():
-            labels = load_npy(Path(path), "labels")
+            labels = load_npy(path, "labels")
     elif isinstance(spec, str) and spec:
         from .data import load_dataset
 

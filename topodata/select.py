@@ -550,8 +550,8 @@ def select(
     if pool_scores.shape != (n_pool,):
         raise RuntimeError(f"method {method!r} returned scores of shape {pool_scores.shape}; expected ({n_pool},)")
     suspects = None if out.suspects is None else np.asarray(out.suspects, dtype=bool)
-    contested = auto and out.contested is not None and out.indices is None
-    if contested:  # the schedule cuts at most the contested share (MethodOutput.contested)
+    capped = auto and out.contested is not None and out.indices is None
+    if capped:  # the schedule cuts at most the contested share (MethodOutput.contested)
         beta_v = min(beta_v, float(out.contested))
 
     _warn_ignored(method, out.indices is not None, strategy_given=strategy_given, strategy=strategy,
@@ -588,10 +588,7 @@ def select(
                                                          zip(np.unique(y), boundary)},
         "strategy": strategy if out.indices is None else "method",
         "beta": beta_v if coverage else None,
-        "beta_rule": (f"auto: max({'min(schedule, contested share)' if contested else 'schedule'}, flagged share)"
-                      if auto and suspects is not None else
-                      "auto: min(schedule, contested share)" if contested else
-                      "auto: schedule" if auto else "given") if coverage else None,
+        "beta_rule": _beta_rule(auto, capped, suspects is not None) if coverage else None,
         "contested_share": float(out.contested) if coverage and out.contested is not None else None,
         "n_strata": n_strata if coverage else None,
         "sampler": sampler if coverage else None,
@@ -789,6 +786,14 @@ def _shared_graph(spec, method_params, graph, pool) -> dict[str, Any]:
     # a fixed IVF seed for the re-search (used above the exact size only): drawing one from the
     # selection's rng would shift every later draw, and with it the selections measured before
     return {"feature_graph": restrict_knn(xn, idx, dist, pool, random_state=0)}
+
+
+def _beta_rule(auto: bool, capped: bool, flagged: bool) -> str:
+    """How the manifest names the cut: given, or the auto schedule with its cap and flagged floor."""
+    if not auto:
+        return "given"
+    rule = "min(schedule, contested share)" if capped else "schedule"
+    return f"auto: max({rule}, flagged share)" if flagged else f"auto: {rule}"
 
 
 def _noise_cut(y, beta, suspects) -> dict[int, float]:

@@ -457,7 +457,7 @@ def topoprune(
     if cfg.noise_vote < 1:
         vote = disagreement if cfg.vote_weights == "uniform" else label_disagreement(graph[0], y, balanced=True)
         suspects = vote > cfg.noise_vote
-        contested = float(np.mean(vote > 0.5))
+        contested = float(np.mean(vote > 0.5))  # most neighbours of another label (MethodOutput.contested)
     params_used.update(max_topological_score=float(np.max(topo_scores)),
                        mean_label_disagreement=None if disagreement is None else float(disagreement.mean()))
     extras = {"manifold": z, "neighbourhoods": _example_diagrams(z, neigh, deaths, scores),
