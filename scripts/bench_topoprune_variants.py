@@ -5,7 +5,9 @@ same cached small-CNN embedding, the same subset trainer and step budget, and th
 numbers sit beside that pipeline's table (its ``topoprune`` and ``random`` rows are the reference).
 Default variant: TopoPrune without its label-consistency term (``label_weight=0``, topology alone); pass
 more with ``--variants "label_weight=0;k_local=32,steps=5;beta=0.3"``. Keys of ``select`` itself (``beta``,
-``strategy``, ``n_strata``, ``sampler``, ``class_balance``) go to it, the others to TopoPrune; the scores of one
+``strategy``, ``n_strata``, ``sampler``, ``class_balance``, ``dedup``) go to it, the others to TopoPrune
+(``true``/``false`` are booleans); ``--model`` picks the proxy and the trained model (default: the dataset's
+embedder, an MLP for ``digits``). The scores of one
 seed and one set of TopoPrune options are computed once and reused by every selection setting.
 The selection step hands the cached scores to ``topodata.select(scores=...)`` with the same seed; that
 generator starts fresh, so a variant equal to the defaults draws other samples than ``select`` itself (whose
@@ -59,10 +61,11 @@ hyp = {
     "split": "test",  # 'test': score on the test split; 'val': hold out part of the training split
     "val_per_class": 1000,  # with split=val: the last this many training samples of each class
     "path": "scores",  # 'scores': cached scores, then select(scores=); 'select': select(method='topoprune')
+    "model": "",  # proxy and trained model; '' = the dataset's default embedder (smallcnn; mlp for digits)
 }
 
 
-SELECT_KEYS = ("rate", "beta", "strategy", "n_strata", "sampler", "class_balance")
+SELECT_KEYS = ("rate", "beta", "strategy", "n_strata", "sampler", "class_balance", "dedup")
 
 
 def holdout(labels: np.ndarray, per_class: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +95,7 @@ def _validation_data(h: dict, out):
     cache = None if out is None else out / f"pool_features_{h['val_per_class']}.npy"
     if cache is not None and cache.is_file():
         return data, np.load(cache)
-    emb = embed(data, model="smallcnn", random_state=0, progress=False, record_dynamics=False)
+    emb = embed(data, model=h["model"], random_state=0, progress=False, record_dynamics=False)
     print(f"pool proxy: val accuracy {emb.manifest['proxy_test_accuracy']:.4f}", flush=True)
     if cache is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -104,6 +107,9 @@ def _parse_variant(text: str) -> dict:
     out = {}
     for item in filter(None, (t.strip() for t in text.split(","))):
         key, value = item.split("=", 1)
+        if value.lower() in ("true", "false"):
+            out[key] = value.lower() == "true"
+            continue
         for cast in (int, float):
             try:
                 out[key] = cast(value)
@@ -125,12 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     from topodata.select import auto_beta
     from topodata.train.subset import train_on_subset
 
+    from topodata.data.variants import split_variants
+    from topodata.pipeline import DEFAULT_EMBEDDER
+
+    h["model"] = h["model"] or DEFAULT_EMBEDDER.get(split_variants(h["dataset"])[0], "smallcnn")
     if h["path"] not in ("scores", "select"):
         raise SystemExit(f"--path must be 'scores' or 'select'; got {h['path']!r}")
     if h["split"] == "val":
         data, features = _validation_data(h, args.out)
     elif h["split"] == "test":
-        features = embed_cached(h["dataset"], model="smallcnn", progress=False).features
+        features = embed_cached(h["dataset"], model=h["model"], progress=False).features
         data = load_dataset(h["dataset"], progress=False)
     else:
         raise SystemExit(f"--split must be 'test' or 'val'; got {h['split']!r}")
@@ -149,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 kept = topodata.select(features, labels, rate=rate, random_state=seed,
                                        method="random" if strategy_random else "topoprune",
                                        method_params=None if strategy_random else params,
-                                       **{k: v for k, v in sel.items() if k not in ("rate", "strategy")}).indices
+                                       **{k: v for k, v in sel.items()
+                                          if k != "rate" and not (k == "strategy" and strategy_random)}).indices
             else:
                 key = (seed, tuple(sorted(params.items())))
                 if key not in scores:
@@ -163,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                                        beta=sel.get("beta", auto_beta(rate, *METHODS["topoprune"].auto_beta)),
                                        **{k: v for k, v in sel.items()
                                           if k not in ("rate", "beta", "class_balance")}).indices
-            m = train_on_subset(data, kept, model="smallcnn", steps=h["steps"], batch_size=h["batch_size"],
+            m = train_on_subset(data, kept, model=h["model"], steps=h["steps"], batch_size=h["batch_size"],
                                 lr=h["lr"], random_state=seed, progress=False)
             accs.append(m["accuracy"])
             secs.append(time.perf_counter() - t)
@@ -173,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.out is not None:
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / "results.json").write_text(json.dumps({"hyp": h, "rows": rows}, indent=2) + "\n")
-    print(f"\n## TopoPrune variants, {h['dataset']} rate {h['rate']} unless given, smallcnn {h['steps']} steps, "
+    print(f"\n## TopoPrune variants, {h['dataset']} rate {h['rate']} unless given, {h['model']} {h['steps']} steps, "
           f"{h['seeds']} seeds ({h['split']} accuracy)")
     print("variant | mean ± std | per seed")
     print("---|---|---")

@@ -47,9 +47,11 @@ def _inputs(root: Path) -> dict[str, tuple[Path, str]]:
         "x_0col": (np.empty((60, 0)), FAIL), "x_3d": (x.reshape(60, 3, 1), FAIL),
         "x_huge": (x * 1e300, FAIL), "x_short": (x[:50], FAIL), "x_str": (np.array(["a"] * 60), FAIL),
         "y": (y, PASS), "y_float_int": (y.astype(float), PASS), "y_2col": (y[:, None], PASS),
-        "y_frac": (y + 0.5, FAIL), "y_neg": (y - 1, FAIL), "y_2d": (np.stack([y, y], 1), FAIL),
-        "y_short": (y[:50], FAIL), "y_nan": (np.where(np.arange(60) == 3, np.nan, y), FAIL),
-        "y_str": (np.array(["a"] * 60), FAIL), "y_small_class": (np.r_[np.zeros(58, int), 1, 1], EITHER),
+        "y_frac": (y + 0.5, FAIL), "y_neg": (y - 1, PASS), "y_2d": (np.stack([y, y], 1), FAIL),
+        "y_short": (y[:40], FAIL), "y_nan": (np.where(np.arange(60) == 3, np.nan, y), FAIL),
+        "y_str": (np.array(["a"] * 60), PASS), "y_names": (np.array(["b", "a", "c"])[y], PASS),
+        "y_names_short": (np.array(["b", "a", "c"])[y[:40]], FAIL),
+        "y_small_class": (np.r_[np.zeros(58, int), 1, 1], EITHER),
     }
     out: dict[str, tuple[Path, str]] = {}
     for name, (arr, verdict) in files.items():

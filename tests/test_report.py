@@ -251,6 +251,24 @@ def test_embeddings_input_gives_tables(tmp_path):
     assert sorted(page.galleries[("noise", 0)]) == sorted(top.tolist())
 
 
+def test_class_names_as_labels(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6)) + np.repeat(np.eye(6)[:3] * 4, 100, axis=0)
+    names = np.repeat(["tulip", "oak", "fern"], 100)  # ids in sorted order: fern 0, oak 1, tulip 2
+    np.save(tmp_path / "f.npy", x)
+    np.save(tmp_path / "y.npy", names)
+    out = tmp_path / "n"
+    assert main(["select", "--embeddings", str(tmp_path / "f.npy"), "--labels", str(tmp_path / "y.npy"),
+                 "--rate", "0.9", "--method", "random", "--out", str(out)]) == 0
+    assert "kept per class: fern: 10, oak: 10, tulip: 10" in capsys.readouterr().out
+    assert json.loads((out / "manifest.json").read_text())["classes"] == ["fern", "oak", "tulip"]
+    assert main(["report", str(out), "--labels", str(tmp_path / "y.npy"), "-q"]) == 0
+    page = _parse(out / "report.html")
+    kept = np.load(out / "indices.npy")
+    assert sorted(page.galleries[("kept", 2)]) == sorted(kept[names[kept] == "tulip"].tolist())
+    assert "2 (tulip)" in (out / "report.html").read_text()
+
+
 def test_bad_input_one_line_exit_2(tmp_path, capsys):
     rng = np.random.default_rng(0)
     np.save(tmp_path / "f.npy", rng.normal(size=(40, 3)))

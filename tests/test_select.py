@@ -218,6 +218,35 @@ def test_select_bad_features_and_labels(blobs):
         select(x, y + 0.5, rate=0.5, method="random")
 
 
+def test_class_names_are_numbered_in_sorted_order(blobs):
+    x, y = blobs
+    names = np.array(["zebra", "ant", "mole"])  # sorted: ant=0, mole=1, zebra=2
+    ids = np.array([2, 0, 1])[y]
+    ref = select(x, ids, rate=0.9, random_state=0, method_params={"manifold": "none"})
+    for given in (names[y], names[y].astype(object), list(names[y])):
+        res = select(x, given, rate=0.9, random_state=0, method_params={"manifold": "none"})
+        np.testing.assert_array_equal(res.indices, ref.indices)
+        np.testing.assert_array_equal(res.scores, ref.scores)
+        assert res.manifest["classes"] == ["ant", "mole", "zebra"]
+        assert res.manifest["class_counts_kept"] == ref.manifest["class_counts_kept"]
+    assert "classes" not in ref.manifest  # class ids pass through unnumbered
+    neg = select(x, y - 1, rate=0.9, method="random", random_state=0)
+    np.testing.assert_array_equal(neg.indices, select(x, y, rate=0.9, method="random", random_state=0).indices)
+    assert neg.manifest["classes"] == [-1, 0, 1]
+
+
+def test_class_names_in_errors_and_warnings(blobs):
+    x, y = blobs
+    names = np.array(["a", "b", "rare"])[np.minimum(y, 1)]
+    names[:1] = "rare"
+    with pytest.raises(ValueError, match="class 'rare' has 1 samples but the method needs at least 2"):
+        select(x, names, rate=0.9, method="d2", random_state=0)
+    with pytest.warns(UserWarning, match=r"keeps no sample of class\(es\) \['rare'\]"):
+        select(x, names, rate=0.95, method="random", random_state=0)
+    with pytest.raises(TypeError, match="one type; got mixed objects"):
+        select(x, np.array([1, "a"] * 150, dtype=object), rate=0.9, method="random")
+
+
 def test_strategies_hard_easy_coverage():
     y = np.repeat([0, 1], 100)
     s = np.concatenate([np.arange(100.0), np.arange(100.0)[::-1]])

@@ -20,6 +20,7 @@ __all__ = [
     "TopodataTypeError",
     "check_features",
     "check_labels",
+    "encode_labels",
     "check_features_labels",
     "check_rate",
     "check_budgets",
@@ -127,17 +128,42 @@ def check_labels(y: Any, *, n_samples: int | None = None, name: str = "labels") 
     return arr
 
 
+def encode_labels(y: Any, *, name: str = "labels") -> tuple[Any, np.ndarray | None]:
+    """Labels as :func:`check_labels` takes them, and the class names when they had to be encoded.
+
+    Non-negative integer (or integral float, or bool) labels pass through unchanged with names
+    ``None``. Any other sortable labels (strings, negative integers, an object array of either, as
+    a pandas column gives) become ids in sorted order, ``names[id]`` being the original label,
+    as scikit-learn's ``LabelEncoder`` numbers them.
+    """
+    arr = np.asarray(y)
+    if arr.dtype.kind == "O" and arr.ndim == 1:
+        is_str = np.frompyfunc(lambda v: isinstance(v, str), 1, 1)(arr).astype(bool)
+        arr = np.asarray(arr.tolist())  # infers str or int from the elements
+        if arr.dtype.kind == "O" or (is_str.size and is_str.any() != is_str.all()):  # numpy would turn 1 and '1' into one class
+            raise TopodataTypeError(f"{name} must be class ids or class names of one type; got mixed objects")
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    encode = arr.dtype.kind in "US" or (arr.dtype.kind == "i" and arr.size and arr.min() < 0)
+    if arr.ndim != 1 or not encode:
+        return y, None
+    names, ids = np.unique(arr, return_inverse=True)
+    return ids.astype(np.int64), names
+
+
 def check_features_labels(
-    features: Any, labels: Any, *, min_per_class: int = 1
+    features: Any, labels: Any, *, min_per_class: int = 1, names: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a (features, labels) pair together; ``min_per_class`` guards neighbourhood sizes."""
+    """Validate a (features, labels) pair together; ``min_per_class`` guards neighbourhood sizes.
+
+    ``names``: the class names of encoded labels (:func:`encode_labels`), for the error message."""
     x = check_features(features, min_samples=2)
     y = check_labels(labels, n_samples=x.shape[0])
     classes, counts = np.unique(y, return_counts=True)
     small = classes[counts < min_per_class]
     if small.size:
         raise TopodataInputError(
-            f"class {int(small[0])} has {int(counts[counts < min_per_class][0])} samples but the "
+            f"class {int(small[0]) if names is None else repr(names[small[0]].item())} has {int(counts[counts < min_per_class][0])} samples but the "
             f"method needs at least {min_per_class} per class (neighbourhood size); "
             "lower k or drop that class"
         )

@@ -181,7 +181,10 @@ def _gather(folder: Path, dataset, labels, features, root, progress) -> _Inputs:
             f"the selection's dataset is {spec!r}: its labels are not saved with it; pass them "
             "(topodata report DIR --labels Y.npy, or write_report(..., labels=y))"
         )
+    labels, names = V.encode_labels(labels)
     y = V.check_labels(labels, n_samples=n, name="labels")
+    if classes is None and (names is not None or manifest.get("classes")):  # the selection's class names
+        classes = tuple(str(c) for c in (names if names is not None else manifest["classes"]))
     kept_counts = {str(int(c)): int(k) for c, k in zip(*np.unique(y[indices], return_counts=True))}
     if kept_counts != {str(k): int(v) for k, v in manifest["class_counts_kept"].items()}:
         raise V.TopodataInputError(

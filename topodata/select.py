@@ -371,7 +371,9 @@ def select(
         Latent features (e.g. penultimate activations). Ignored by ``method='random'`` and with
         ``scores`` apart from its length (and by ``dedup``); may then be None.
     labels : array-like of shape (n_samples,)
-        Integer class ids.
+        Class ids (non-negative integers), or class names (strings, negative integers): these are
+        numbered in sorted order (:func:`topodata._validation.encode_labels`), the manifest's
+        per-class keys are those numbers and its ``classes`` lists the names.
     rate : float in (0, 1)
         Fraction *removed*; ``n - floor(rate * n)`` samples are kept.
     method : str, optional
@@ -471,7 +473,8 @@ def select(
     if class_balance == "boundary" and features is None:
         raise V.TopodataInputError("class_balance='boundary' reads the features; pass them or choose another "
                                    "class_balance")
-    x, y = _check_inputs(features, labels, spec, dedup, reads_x=class_balance == "boundary")
+    labels, names = V.encode_labels(labels)
+    x, y = _check_inputs(features, labels, spec, dedup, reads_x=class_balance == "boundary", names=names)
     if given is not None:
         given = V.check_features(given, name="scores", ndim=1, min_samples=0)
         if given.shape[0] != y.shape[0]:
@@ -516,6 +519,7 @@ def select(
     if empty:
         import warnings
 
+        empty = empty if names is None else names[empty].tolist()
         warnings.warn(f"rate {rate} keeps no sample of class(es) {empty[:5]}; lower the rate or use "
                       "class_balance='balanced'", UserWarning, stacklevel=2)
 
@@ -600,6 +604,8 @@ def select(
         params["n_flagged"] = None if suspects is None else int(suspects.sum())
     manifest = _manifest(dataset=dataset, y=y, indices=indices, rate=rate, method=method, seed=seed_repr,
                          params=params, timings=timings)
+    if names is not None:  # the per-class keys are ids; classes[id] is the label as given
+        manifest["classes"] = names.tolist()
     if current_engine().name != "inprocess":  # entered above, or by the caller (the pipeline's embed stage)
         manifest["engine"] = current_engine().describe()
     extras = dict(out.extras)
@@ -658,14 +664,15 @@ def _resolve_method(method, method_params, dynamics, scores):
     return method, get_method(method), check_method_params(method, method_params), None
 
 
-def _check_inputs(features, labels, spec, dedup, *, reads_x: bool = False):
+def _check_inputs(features, labels, spec, dedup, *, reads_x: bool = False, names=None):
     """Validated ``(x, y)``; only the labels (and the features' length) when nothing reads the features."""
     # a dedup threshold reads the features; given group ids do not
     dedup_reads_x = not isinstance(dedup, np.ndarray) and dedup not in (None, False)
     needs_x = (spec is not None and spec.needs_features) or ((dedup_reads_x or reads_x) and features is not None)
     if needs_x:
         # methods check their own neighbourhood sizes against the class sizes (one line, exit 2)
-        x, y = V.check_features_labels(features, labels, min_per_class=spec.min_per_class if spec else 1)
+        x, y = V.check_features_labels(features, labels, min_per_class=spec.min_per_class if spec else 1,
+                                       names=names)
     else:
         y = V.check_labels(labels)
         x = np.asarray(features) if features is not None else np.empty((y.shape[0], 0))

@@ -107,7 +107,8 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     src.add_argument("--embeddings", metavar="F.npy", type=Path,
                      help="precomputed features of shape (n_samples, n_features); skips the embed stage")
     src.add_argument("--labels", metavar="Y.npy", type=Path,
-                     help="integer labels of shape (n_samples,), required with --embeddings")
+                     help="labels of shape (n_samples,), required with --embeddings: class ids, or class names "
+                          "(strings, negative integers), numbered in sorted order (the manifest's 'classes')")
     src.add_argument("--scores", metavar="S.npy", type=Path,
                      help="your own per-sample scores of shape (n_samples,), higher = harder (e.g. a "
                           "scores.npy this command wrote, to re-select at another --rate or --beta); no "
@@ -360,7 +361,7 @@ def _plots(result, labels) -> dict[str, bytes]:
 def _summary(result, paths) -> None:
     m = result.manifest
     print(f"kept {m['n_kept']} of {m['n_total']} samples (rate {m['rate']}, method {m['method']}, seed {m['seed']})")
-    counts = m["class_counts_kept"]
-    print("kept per class: " + ", ".join(f"{c}: {k}" for c, k in counts.items()))
+    counts, names = m["class_counts_kept"], m.get("classes")
+    print("kept per class: " + ", ".join(f"{c if names is None else names[int(c)]}: {k}" for c, k in counts.items()))
     print("time per stage (s): " + ", ".join(f"{k} {v:.2f}" for k, v in m["timings_s"].items()))
     print(f"wrote {', '.join(p.name for p in paths)} to {paths[0].parent}")
