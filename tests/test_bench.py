@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import platform
 import re
 import shutil
 from pathlib import Path
@@ -191,6 +193,8 @@ def test_smoke_pipeline_writes_the_three_outputs(smoke_run):
         assert (smoke_run / name).is_file(), name
     assert (smoke_run / "accuracy_vs_rate.png").read_bytes()[:4] == b"\x89PNG"
     assert (smoke_run / "pipeline.toml").read_text() == SMOKE.read_text()
+    cpu = json.loads((smoke_run / "versions.json").read_text())["cpu"]  # the kernel set decides the low bits
+    assert cpu == f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
     rows = read_results(smoke_run / "results.csv")
     assert len(rows) == 10 and all(0 <= r["accuracy"] <= 1 for r in rows)
     by_id = {r["cell_id"]: r for r in rows}

@@ -160,6 +160,7 @@ def test_cli_train_writes_metrics_and_model(tmp_path, digits):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_train"] == res.indices.size and metrics["steps"] == 20 and metrics["seed"] == 2
     assert metrics["indices"].endswith("sel") and "torch" in metrics["versions"]
+    assert metrics["versions"]["cpu"].split()[-1] == torch.backends.cpu.get_cpu_capability()
     net = build_model("mlp", digits.input_shape, digits.n_classes)
     net.load_state_dict(torch.load(out / "model.pt", weights_only=True))
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["metrics.json", "model.pt"]

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from ._validation import TopodataInputError
 
-__all__ = ["THREADS_ENV", "thread_count", "canonical_threads", "deterministic"]
+__all__ = ["THREADS_ENV", "thread_count", "canonical_threads", "deterministic", "cpu_kernels"]
 
 THREADS_ENV = "TOPODATA_THREADS"
 DEFAULT_THREADS = 1
@@ -75,6 +75,20 @@ def canonical_threads(n: int | None = None) -> Iterator[int]:
         finally:
             if torch is not None and before is not None and torch.get_num_threads() != before:
                 torch.set_num_threads(before)
+
+
+def cpu_kernels() -> str:
+    """The CPU and the kernel set torch dispatches to, e.g. ``'x86_64 AVX512'``.
+
+    The thread count fixes the order of the float sums on one machine; across machines the kernel
+    set (AVX512, AVX2, ...) changes the low bits of convolutions too, so a training run repeats to the
+    last digit only where both match. Recorded beside the versions of every bench and ``topodata train``.
+    """
+    import platform
+
+    import torch
+
+    return f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
 
 
 def deterministic(func: F) -> F:

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from .. import _validation as V
 from .._io import atomic_write_files, json_bytes
 from .._meta import versions
+from .._threads import cpu_kernels
 from ..data import load_dataset
 from ..extrapolate import EXTRAPOLABLE
 from ..pipeline import load_embedding, select_dataset
@@ -326,7 +327,7 @@ def run_pipeline(
     atomic_write_files(out, {
         f"{prefix}pipeline.toml": p.source.encode(),
         "protocol.json": json_bytes(p.protocol(), default=str),
-        "versions.json": json_bytes({**versions(), "python": platform.python_version()}),
+        "versions.json": json_bytes({**versions(), "python": platform.python_version(), "cpu": cpu_kernels()}),
     })
     try:
         _run_cells(todo, _Context(p, out, rows, progress), summary)

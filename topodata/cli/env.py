@@ -13,6 +13,7 @@ def add_parser(subparsers, help: str):
 
 def run(args) -> int:
     from topodata._meta import versions
+    from topodata._threads import cpu_kernels
 
     print(f"python        {platform.python_version()} ({platform.machine()})")
     for name, ver in versions().items():
@@ -23,6 +24,7 @@ def run(args) -> int:
         cuda = torch.cuda.is_available()
         print(f"{'cuda':<14}{torch.cuda.get_device_name(0) if cuda else 'not available'}")
         print(f"{'threads':<14}{torch.get_num_threads()}")
+        print(f"{'cpu':<14}{cpu_kernels()}")
     except ImportError:
         pass
     return 0

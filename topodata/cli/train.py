@@ -45,6 +45,7 @@ def run(args) -> int:
 
     from topodata._io import atomic_write_files, json_bytes
     from topodata._meta import versions
+    from topodata._threads import cpu_kernels
     from topodata.train.subset import train_on_subset
 
     out = Path(args.out)
@@ -57,7 +58,7 @@ def run(args) -> int:
         lr=args.lr, random_state=args.seed, device=args.device, progress=args.progress, return_model=True,
     )
     metrics["indices"] = None if args.indices is None else str(Path(args.indices).resolve())
-    metrics["versions"] = versions()
+    metrics["versions"] = {**versions(), "cpu": cpu_kernels()}
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
     atomic_write_files(out, {
