@@ -43,6 +43,7 @@ hyp = {
     "seed": 0,  # selection seed (and jitter seed)
     "jitter": 0.05,  # std of the jitter on tiled copies, in units of each feature's std
     "umap_fit_size": 100_000,  # TopoPrune's --umap-fit-size (0 = fit UMAP on all rows)
+    "params": "",  # more TopoPrune options, 'k=v,k=v' (e.g. 'knn_method=ivf,umap_init=pca')
     "recall_queries": 2_000,  # rows whose approximate feature kNN is checked against exact search
     "ray_cpus": 2,  # CPUs of the local Ray started for engine=ray
     "timeout_s": 3600,  # per run
@@ -113,7 +114,7 @@ def child(n: int, engine: str, h: dict, legacy: bool) -> dict:
 
         ray.init(num_cpus=h["ray_cpus"], include_dashboard=False, log_to_driver=False,
                  _system_config=LOCAL_SYSTEM_CONFIG)
-    params = {"umap_fit_size": 0 if legacy else h["umap_fit_size"]}
+    params = {"umap_fit_size": 0 if legacy else h["umap_fit_size"], **_params(h["params"])}
     t0, c0 = time.perf_counter(), time.process_time()
     res = topodata.select(x, y, rate=h["rate"], random_state=h["seed"], engine=engine, method_params=params)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -262,6 +263,15 @@ def _plot(rows: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")
+
+
+def _params(text: str) -> dict:
+    """``'k=v,k=v'`` as a dict, integers as ints (the --params option)."""
+    out = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, _, value = item.partition("=")
+        out[key] = int(value) if value.lstrip("-").isdigit() else value
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

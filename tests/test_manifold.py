@@ -176,3 +176,15 @@ def test_bad_parameters(blobs, kwargs, match):
 def test_bad_features():
     with pytest.raises(TopodataInputError, match="features contains NaN"):
         global_manifold(np.array([[1.0, np.inf], [0.0, 1.0], [1.0, 1.0]]))
+
+
+def test_pca_start_is_another_deterministic_layout():
+    from topodata.manifold import global_manifold
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(3 * np.eye(5)[c], 1, size=(60, 5)) for c in range(3)])
+    pca = global_manifold(x, n_components=2, n_epochs=20, init="pca", random_state=0)
+    np.testing.assert_array_equal(pca, global_manifold(x, n_components=2, n_epochs=20, init="pca", random_state=0))
+    assert not np.allclose(pca, global_manifold(x, n_components=2, n_epochs=20, random_state=0))
+    with pytest.raises(ValueError, match="init"):
+        global_manifold(x, n_components=2, init="random")

@@ -172,18 +172,32 @@ def test_auto_method_weighs_queries_against_reference_rows():
         KnnIndex(n_queries=-1).fit(x)
 
 
-def test_topoprune_reuses_the_boundary_graph_without_changing_the_selection(monkeypatch):
+@pytest.mark.parametrize("knn_method", ["auto", "ivf"])
+def test_topoprune_reuses_the_boundary_graph_without_changing_the_selection(monkeypatch, knn_method):
     import dataclasses
 
     import topodata
+    import topodata.neighbors as N
     import topodata.scores as S
 
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(4 * np.eye(6)[c], 1, size=(80, 6)) for c in range(3)])
     x = np.vstack([x, x[:12]])  # exact copies: the dedup pool leaves them out, the shared graph is restricted
     y = np.concatenate([np.repeat(np.arange(3), 80), np.zeros(12, int)])
-    opts = dict(rate=0.8, method="topoprune", random_state=0, method_params={"k_local": 8, "manifold": "none"})
+    opts = dict(rate=0.8, method="topoprune", random_state=0,
+                method_params={"k_local": 8, "manifold": "none", "knn_method": knn_method})
+    calls = []  # a spy: the real search runs, the sizes and index kinds of the graphs are recorded
+    real = N.knn
+
+    def spy(a, k, **kw):
+        calls.append((len(a), kw.get("method", "auto")))
+        return real(a, k, **kw)
+
+    monkeypatch.setattr(N, "knn", spy)
     shared = topodata.select(x, y, **opts)
+    # one graph of all rows, built with the method's index (IVF too: it is not built a second time)
+    assert [c for c in calls if c[0] == len(x)] == [(len(x), knn_method)]
+    monkeypatch.setattr(N, "knn", real)
     assert shared.manifest["params"]["dedup"]["n_redundant"] == 12
     monkeypatch.setitem(S.METHODS, "topoprune", dataclasses.replace(S.METHODS["topoprune"], shares_feature_graph=False))
     fresh = topodata.select(x, y, **opts)

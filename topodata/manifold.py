@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 METHODS = ("umap", "none")
+INITS = ("spectral", "pca")  # UMAP's starting layout (umap-learn's init)
 
 # umap's modules whose module-level numba kernels get the on-disk cache.
 _UMAP_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.distances", "umap.sparse", "umap.spectral")
@@ -156,6 +157,7 @@ def global_manifold(
     random_state: Any = 0,
     standardize: bool = True,
     fit_size: int | None = None,
+    init: str = "spectral",
 ) -> np.ndarray:
     """Embed L2-normalised features into a small-dimensional UMAP manifold.
 
@@ -198,6 +200,9 @@ def global_manifold(
         Fit UMAP on a seeded sample of at most this many rows (its own kNN graph; ``knn`` is then
         not used) and place the others with :func:`place_on_manifold` in batches: UMAP's cost and
         memory stay those of the sample, and the rest costs one kNN query per row. None: fit all.
+    init : {'spectral', 'pca'}, default='spectral'
+        UMAP's starting layout: the graph Laplacian's eigenvectors (umap-learn's default), or the
+        first principal components of the features (a faster start, another layout).
 
     Returns
     -------
@@ -233,6 +238,7 @@ def global_manifold(
     V.check_scalar(n_neighbors, "n_neighbors", (int, np.integer), min_val=2, max_val=n - 1)
     V.check_scalar(min_dist, "min_dist", (int, float), min_val=0.0)
     V.check_scalar(densmap, "densmap", bool)
+    V.check_options(init, "init", INITS)
     V.check_scalar(dens_lambda, "dens_lambda", (int, float), min_val=0.0)
     if n_epochs is not None:
         V.check_scalar(n_epochs, "n_epochs", (int, np.integer), min_val=1)
@@ -269,6 +275,7 @@ def global_manifold(
         dens_lambda=float(dens_lambda),
         n_epochs=None if n_epochs is None else int(n_epochs),
         random_state=umap_seed,
+        init=init,
         n_jobs=1,
         verbose=False,
     )

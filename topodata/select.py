@@ -155,9 +155,10 @@ def class_boundary(features: np.ndarray, labels: np.ndarray, *, rng: np.random.G
     return _class_boundary(features, labels, rng)[0]
 
 
-def _class_boundary(features, labels, rng):
+def _class_boundary(features, labels, rng, method: str = "auto"):
     """``(shares, (xn, indices, dists))``: the graph of all normalised rows ``xn`` is handed on to the
-    near-duplicate groups and the method, so that one selection builds one feature kNN graph."""
+    near-duplicate groups and the method, so that one selection builds one feature kNN graph (with
+    the method's ``knn_method`` index when it names one)."""
     from .manifold import l2_normalize
     from .neighbors import knn
     from .scores.topoprune import label_disagreement
@@ -165,7 +166,7 @@ def _class_boundary(features, labels, rng):
     classes, y = np.unique(labels, return_inverse=True)
     k = min(BOUNDARY_NEIGHBORS, y.shape[0])
     xn = l2_normalize(features)
-    idx, dist = knn(xn, k, random_state=V.derive_seed(rng))
+    idx, dist = knn(xn, k, method=method, random_state=V.derive_seed(rng))
     foreign = label_disagreement(idx, y)
     total = np.bincount(y, weights=foreign, minlength=classes.size)
     count = np.bincount(y, minlength=classes.size)
@@ -501,7 +502,8 @@ def select(
     if keep < 1:
         raise V.TopodataInputError(f"rate {rate} keeps no sample of {n}; lower --rate")
     t0 = time.perf_counter()
-    boundary, graph = _class_boundary(x, y, rng) if class_balance == "boundary" else (None, None)
+    graph_method = method_params.get("knn_method", "auto") if spec is not None and spec.shares_feature_graph else "auto"
+    boundary, graph = _class_boundary(x, y, rng, graph_method) if class_balance == "boundary" else (None, None)
     t_boundary = time.perf_counter() - t0
     t0 = time.perf_counter()
     groups, distinct = None, None
@@ -779,15 +781,13 @@ def _dedup_plan(groups, rank, thr, threshold, y, budgets):
 
 def _shared_graph(spec, method_params, graph, pool) -> dict[str, Any]:
     """``{'feature_graph': (indices, dists)}`` for a method that reuses the feature kNN graph the class
-    boundary was measured on (restricted to the dedup pool), else ``{}``: only where the method's own
-    ``knn_method`` would have built that kind of graph (``'auto'`` chose it)."""
+    boundary was measured on (built with the method's ``knn_method``; restricted to the dedup pool),
+    else ``{}``."""
     if graph is None or not spec.shares_feature_graph:
         return {}
-    from .neighbors import auto_method, restrict_knn
+    from .neighbors import restrict_knn
 
     xn, idx, dist = graph
-    if method_params.get("knn_method", "auto") not in ("auto", auto_method(*xn.shape)):
-        return {}
     if pool is None:
         return {"feature_graph": (idx, dist)}
     # a fixed IVF seed for the re-search (used above the exact size only): drawing one from the
