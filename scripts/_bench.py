@@ -95,6 +95,23 @@ def save_results(out, results, script: str) -> None:
     print(f"wrote {out}/results.json")
 
 
+def parse_options(text: str) -> dict[str, Any]:
+    """``'k=v,k=v'`` as a dict: ``true``/``false`` as booleans, then int, then float, else the string."""
+    out: dict[str, Any] = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, _, value = item.partition("=")
+        if value.lower() in ("true", "false"):
+            out[key] = value.lower() == "true"
+            continue
+        for cast in (int, float, str):
+            try:
+                out[key] = cast(value)
+                break
+            except ValueError:
+                continue
+    return out
+
+
 def fmt(v) -> str:
     """A table cell: floats to 4 significant digits (whole numbers from 1,000 on)."""
     if isinstance(v, float):

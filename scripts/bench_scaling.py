@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _bench import parse_hyp, print_table, save_results
+from _bench import parse_hyp, parse_options, print_table, save_results
 
 hyp = {
     "sizes": "60000,250000,1000000",  # rows, comma-separated
@@ -114,7 +114,7 @@ def child(n: int, engine: str, h: dict, legacy: bool) -> dict:
 
         ray.init(num_cpus=h["ray_cpus"], include_dashboard=False, log_to_driver=False,
                  _system_config=LOCAL_SYSTEM_CONFIG)
-    params = {"umap_fit_size": 0 if legacy else h["umap_fit_size"], **_params(h["params"])}
+    params = {"umap_fit_size": 0 if legacy else h["umap_fit_size"], **parse_options(h["params"])}
     t0, c0 = time.perf_counter(), time.process_time()
     res = topodata.select(x, y, rate=h["rate"], random_state=h["seed"], engine=engine, method_params=params)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -263,15 +263,6 @@ def _plot(rows: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")
-
-
-def _params(text: str) -> dict:
-    """``'k=v,k=v'`` as a dict, integers as ints (the --params option)."""
-    out = {}
-    for item in filter(None, (t.strip() for t in text.split(","))):
-        key, _, value = item.partition("=")
-        out[key] = int(value) if value.lstrip("-").isdigit() else value
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,7 +48,7 @@ import shutil
 import time
 
 import numpy as np
-from _bench import parse_hyp
+from _bench import parse_hyp, parse_options
 
 hyp = {
     "dataset": "fashion-mnist",  # dataset name (topodata.data)
@@ -103,24 +103,6 @@ def _validation_data(h: dict, out):
     return data, emb.features
 
 
-def _parse_variant(text: str) -> dict:
-    out = {}
-    for item in filter(None, (t.strip() for t in text.split(","))):
-        key, value = item.split("=", 1)
-        if value.lower() in ("true", "false"):
-            out[key] = value.lower() == "true"
-            continue
-        for cast in (int, float):
-            try:
-                out[key] = cast(value)
-                break
-            except ValueError:
-                continue
-        else:
-            out[key] = value
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     h, args = parse_hyp(hyp, __doc__, argv)
 
@@ -148,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     scores: dict[tuple, np.ndarray] = {}
     for text in h["variants"].split(";"):
-        params = _parse_variant(text)
+        params = parse_options(text)
         sel = {k: params.pop(k) for k in list(params) if k in SELECT_KEYS}
         rate = float(sel.get("rate", h["rate"]))
         accs, secs = [], []

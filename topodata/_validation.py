@@ -140,7 +140,8 @@ def encode_labels(y: Any, *, name: str = "labels") -> tuple[Any, np.ndarray | No
     if arr.dtype.kind == "O" and arr.ndim == 1:
         is_str = np.frompyfunc(lambda v: isinstance(v, str), 1, 1)(arr).astype(bool)
         arr = np.asarray(arr.tolist())  # infers str or int from the elements
-        if arr.dtype.kind == "O" or (is_str.size and is_str.any() != is_str.all()):  # numpy would turn 1 and '1' into one class
+        # mixed str and int: numpy would turn 1 and '1' into one class
+        if arr.dtype.kind == "O" or (is_str.size and is_str.any() != is_str.all()):
             raise TopodataTypeError(f"{name} must be class ids or class names of one type; got mixed objects")
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
@@ -162,8 +163,9 @@ def check_features_labels(
     classes, counts = np.unique(y, return_counts=True)
     small = classes[counts < min_per_class]
     if small.size:
+        name = int(small[0]) if names is None else repr(names[small[0]].item())
         raise TopodataInputError(
-            f"class {int(small[0]) if names is None else repr(names[small[0]].item())} has {int(counts[counts < min_per_class][0])} samples but the "
+            f"class {name} has {int(counts[counts < min_per_class][0])} samples but the "
             f"method needs at least {min_per_class} per class (neighbourhood size); "
             "lower k or drop that class"
         )

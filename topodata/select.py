@@ -548,7 +548,7 @@ def select(
         out: MethodOutput = spec.load()(
             sub(x), sub(y), budgets=pool_budgets, rng=rng,
             dynamics=_subset_dynamics(dynamics, pool), **method_params,
-            **_shared_graph(spec, method_params, graph, pool),
+            **_shared_graph(spec, graph, pool),
         )
     t_method = time.perf_counter() - t0
     n_pool = n if pool is None else pool.size
@@ -779,7 +779,7 @@ def _dedup_plan(groups, rank, thr, threshold, y, budgets):
     return np.flatnonzero(forced_mask), pool, pool_budgets, info
 
 
-def _shared_graph(spec, method_params, graph, pool) -> dict[str, Any]:
+def _shared_graph(spec, graph, pool) -> dict[str, Any]:
     """``{'feature_graph': (indices, dists)}`` for a method that reuses the feature kNN graph the class
     boundary was measured on (built with the method's ``knn_method``; restricted to the dedup pool),
     else ``{}``."""

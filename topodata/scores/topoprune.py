@@ -134,6 +134,7 @@ class TopoPruneConfig:
     )
 
     def __post_init__(self) -> None:
+        from ..manifold import INITS
         from ..neighbors import DEVICES, METHODS as KNN_METHODS
 
         V.check_options(self.score, "score", SCORES)
@@ -142,8 +143,6 @@ class TopoPruneConfig:
         V.check_scalar(self.umap_neighbors, "umap_neighbors", (int, np.integer), min_val=2)
         V.check_scalar(self.min_dist, "min_dist", (int, float), min_val=0.0)
         V.check_scalar(self.umap_epochs, "umap_epochs", (int, np.integer), min_val=0)
-        from ..manifold import INITS
-
         V.check_options(self.umap_init, "umap_init", INITS)
         if self.umap_fit_size:
             V.check_scalar(self.umap_fit_size, "umap_fit_size", (int, np.integer), min_val=100)
